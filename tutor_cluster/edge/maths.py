@@ -1,0 +1,180 @@
+"""Safe symbolic answer checking with sympy.
+
+Learner input is never ``eval``-ed (sympy's ``parse_expr`` does eval): it is parsed with Python's
+``ast`` in ``eval`` mode after size and nesting checks, then translated node by node into sympy
+objects from a whitelist (numbers, single-letter variables, + - * / ** and unary minus, ``=``).
+Exponents and literals are bounded so that nothing like ``9**9**9**9`` is ever computed.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+import sympy
+
+from tutor_cluster import constants
+
+
+class MathInputError(ValueError):
+    """The learner's expression is not acceptable input (too big, hostile, or not maths)."""
+
+
+@dataclass(frozen=True)
+class MathVerdict:
+    correct: bool
+    #: The learner's answer as parsed, for feedback.
+    normalised: str
+    #: False when the exercise asks for a solved form and the answer is not one.
+    solved: bool = True
+
+
+_ALLOWED_CHARS = re.compile(r"^[0-9a-zA-Z\s+\-*/^().=,]*$")
+_IMPLICIT_MUL = re.compile(r"(?<=[0-9)])\s*(?=[a-zA-Z(])")
+
+
+def _check_shape(text: str) -> str:
+    if len(text) > constants.MAX_MATH_CHARS:
+        raise MathInputError(f"expression is longer than {constants.MAX_MATH_CHARS} characters")
+    if not _ALLOWED_CHARS.match(text):
+        raise MathInputError("expression contains characters that are not maths")
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            if depth > constants.MAX_MATH_DEPTH:
+                raise MathInputError(f"expression nests brackets deeper than {constants.MAX_MATH_DEPTH}")
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise MathInputError("unbalanced brackets")
+    if depth != 0:
+        raise MathInputError("unbalanced brackets")
+    text = text.replace("^", "**")
+    return _IMPLICIT_MUL.sub("*", text)
+
+
+def _to_sympy(node: ast.AST) -> sympy.Expr:
+    bound = constants.MAX_MATH_EXPONENT
+    if isinstance(node, ast.Expression):
+        return _to_sympy(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        if isinstance(node.value, int) and abs(node.value) > 10**bound:
+            raise MathInputError("number is too large")
+        # Exact decimals: 0.75 -> 3/4, so equivalence is exact.
+        return sympy.Rational(repr(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
+    if isinstance(node, ast.Name):
+        if len(node.id) != 1:
+            raise MathInputError(f"unknown name {node.id!r} (use single-letter variables)")
+        return sympy.Symbol(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _to_sympy(node.operand)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp):
+        left, right = _to_sympy(node.left), _to_sympy(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Div):
+            if right == 0:
+                raise MathInputError("division by zero")
+            return left / right
+        if isinstance(node.op, ast.Pow):
+            if not (right.is_Integer and abs(int(right)) <= bound):
+                raise MathInputError(f"exponents must be whole numbers between -{bound} and {bound}")
+            if left.is_Number and abs(left) > 10**6:
+                raise MathInputError("power is too large")
+            if left == 0 and right < 0:
+                raise MathInputError("division by zero")
+            return left**right
+    raise MathInputError("only numbers, letters, + - * / ^ and brackets are allowed")
+
+
+def parse_expression(text: str) -> sympy.Expr:
+    """Parse one side of an answer into a sympy expression, safely."""
+    cleaned = _check_shape(text.strip())
+    if not cleaned.strip():
+        raise MathInputError("expression is empty")
+    try:
+        tree = ast.parse(cleaned, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise MathInputError("expression is not well-formed") from exc
+    return _to_sympy(tree)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    lhs: sympy.Expr
+    rhs: sympy.Expr | None  # None: a bare expression, not an equation
+
+
+def _parse_answer(text: str) -> _Parsed:
+    parts = text.split("=")
+    if len(parts) == 1:
+        return _Parsed(parse_expression(parts[0]), None)
+    if len(parts) == 2:
+        return _Parsed(parse_expression(parts[0]), parse_expression(parts[1]))
+    raise MathInputError("an answer may contain at most one '='")
+
+
+def _solutions(eq: _Parsed) -> dict[sympy.Symbol, frozenset] | None:
+    """Solution set per variable of an equation with one free variable, else None."""
+    assert eq.rhs is not None
+    expr = sympy.together(eq.lhs - eq.rhs)
+    free = sorted(expr.free_symbols, key=str)
+    if len(free) != 1:
+        return None
+    (var,) = free
+    numer = sympy.numer(expr)
+    if sympy.degree(numer, var) > 2:
+        return None
+    return {var: frozenset(sympy.solve(numer, var))}
+
+
+def _is_solved(eq: _Parsed) -> bool:
+    """A bare value, or ``variable = value`` (either way round) with the variable absent from the value."""
+    if eq.rhs is None:
+        return not eq.lhs.free_symbols
+    for var, value in ((eq.lhs, eq.rhs), (eq.rhs, eq.lhs)):
+        if isinstance(var, sympy.Symbol) and var not in value.free_symbols:
+            return True
+    return False
+
+
+def equivalent(answer: str, expected: str, *, require_solved: bool = False) -> MathVerdict:
+    """Is the learner's ``answer`` mathematically equivalent to ``expected``?
+
+    Handles numbers in any exact form (3/4, 0.75, 6/8), unsimplified expressions, and equations
+    on either side (``x=2`` and ``2=x``); a bare value answers an equation ``x = value``.
+    With ``require_solved`` (exercises that ask to solve), restating the equation is not an answer.
+    """
+    got = _parse_answer(answer)
+    want = _parse_answer(expected)
+    normalised = str(got.lhs) if got.rhs is None else f"{got.lhs} = {got.rhs}"
+    if require_solved and not _is_solved(got):
+        return MathVerdict(False, normalised, solved=False)
+    if want.rhs is None and got.rhs is None:
+        return MathVerdict(sympy.cancel(got.lhs - want.lhs) == 0, normalised)
+    if want.rhs is not None and got.rhs is None:
+        # "x = 2" expected, "2" given: compare with the value the equation pins down.
+        sol = _solutions(want)
+        if sol is None:
+            return MathVerdict(False, normalised)
+        (values,) = sol.values()
+        return MathVerdict(len(values) == 1 and sympy.cancel(next(iter(values)) - got.lhs) == 0, normalised)
+    if want.rhs is None:
+        return MathVerdict(False, normalised)
+    a, b = _solutions(got), _solutions(want)
+    if a is not None and b is not None:
+        return MathVerdict(a == b, normalised)
+    # Identities / several variables: the same equation up to a non-zero factor.
+    diff_got = sympy.cancel(got.lhs - got.rhs)
+    diff_want = sympy.cancel(want.lhs - want.rhs)
+    if diff_want == 0:
+        return MathVerdict(diff_got == 0, normalised)
+    ratio = sympy.cancel(diff_got / diff_want)
+    return MathVerdict(ratio.is_number and ratio != 0, normalised)

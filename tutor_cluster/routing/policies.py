@@ -1,0 +1,125 @@
+"""Routing policies, registered by name so that a config string picks one.
+
+A policy is pure: given the edge's signals (and, later, the learner's state) it names a catalogue
+model and says why. It never calls a model, so it is cheap enough for the hot path and easy to test.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tutor_cluster.edge.signals import EdgeSignals
+from tutor_cluster.routing.catalogue import Catalogue, Tier
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tier: Tier
+    model: str = Field(description="Catalogue model that will answer.")
+    reason: str
+    features: dict[str, float | str | None] = Field(default_factory=dict, description="What the decision looked at.")
+
+
+class RulesPolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    complexity_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Messages at or above this complexity go to the core model."
+    )
+    small_model: str | None = Field(default=None, description="Model for simple turns (default: first 'small').")
+    core_model: str | None = Field(default=None, description="Model for hard turns (default: first 'core').")
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: str = Field(default="rules", description="Name of a registered policy (see `tutor-cluster policies`).")
+    rules: RulesPolicyConfig = Field(default_factory=RulesPolicyConfig, description="Settings of the 'rules' policy.")
+
+
+class RoutingPolicy(Protocol):
+    name: str
+
+    def decide(self, signals: EdgeSignals) -> Decision: ...
+
+
+PolicyFactory = Callable[[RoutingConfig, Catalogue], RoutingPolicy]
+_REGISTRY: dict[str, PolicyFactory] = {}
+
+
+def register_policy(name: str) -> Callable[[PolicyFactory], PolicyFactory]:
+    def wrap(factory: PolicyFactory) -> PolicyFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"routing policy {name!r} is registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def registered_policies() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+class UnknownPolicyError(ValueError):
+    pass
+
+
+def build_policy(config: RoutingConfig, catalogue: Catalogue) -> RoutingPolicy:
+    try:
+        factory = _REGISTRY[config.policy]
+    except KeyError:
+        raise UnknownPolicyError(
+            f"unknown routing policy {config.policy!r}; registered: {', '.join(registered_policies())}"
+        ) from None
+    return factory(config, catalogue)
+
+
+def _resolve(catalogue: Catalogue, name: str | None, tier: Tier) -> str:
+    if name is not None:
+        entry = catalogue.get(name)
+        if entry is None:
+            raise ValueError(f"routing model {name!r} is not in the catalogue")
+        return entry.name
+    entry = catalogue.first_of_tier(tier) or catalogue.models[0]
+    return entry.name
+
+
+@register_policy("rules")
+class RulesPolicy:
+    """Edge signals and message complexity decide: hard or ungraded work goes to core, the rest to small."""
+
+    name = "rules"
+
+    def __init__(self, config: RoutingConfig, catalogue: Catalogue) -> None:
+        self._cfg = config.rules
+        self._small = _resolve(catalogue, self._cfg.small_model, "small")
+        self._core = _resolve(catalogue, self._cfg.core_model, "core")
+        self._tiers = {m.name: m.tier for m in catalogue.models}
+
+    def _pick(self, model: str, reason: str, features: dict[str, float | str | None]) -> Decision:
+        return Decision(tier=self._tiers[model], model=model, reason=reason, features=features)
+
+    def decide(self, signals: EdgeSignals) -> Decision:
+        features: dict[str, float | str | None] = {
+            "intent": signals.intent,
+            "complexity": signals.complexity,
+            "threshold": self._cfg.complexity_threshold,
+            "check": None if signals.check is None else str(signals.check.correct),
+        }
+        if signals.check is not None and signals.check.correct is None:
+            return self._pick(self._core, "rules: submitted code parses but needs a review by the core model", features)
+        if signals.complexity >= self._cfg.complexity_threshold:
+            return self._pick(
+                self._core,
+                f"rules: complexity {signals.complexity:.2f} >= {self._cfg.complexity_threshold:.2f}",
+                features,
+            )
+        return self._pick(
+            self._small,
+            f"rules: {signals.intent} with complexity {signals.complexity:.2f} < {self._cfg.complexity_threshold:.2f}",
+            features,
+        )
