@@ -1,2 +1,72 @@
-def main() -> int:  # placeholder, replaced below
-    return 0
+"""The ``tutor-cluster`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tutor_cluster.cli import commands
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tutor-cluster", description="Run and operate the tutor-cluster tutoring engine.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    up = sub.add_parser("up", help="start local Ray, deploy the app, wait until ready; Ctrl-C stops it")
+    up.add_argument("--config", help="settings YAML (default: configs/default.yaml)")
+    up.add_argument("--port", type=int, help="HTTP port (overrides server.port)")
+    up.add_argument("--timeout", type=float, default=600, help="seconds to wait for readiness (default 600)")
+    up.set_defaults(func=commands.up)
+
+    st = sub.add_parser("status", help="show whether the local service is up and what each tier reports")
+    st.set_defaults(func=commands.status)
+
+    down = sub.add_parser("down", help="stop the service started by `tutor-cluster up`")
+    down.add_argument("--timeout", type=float, default=60, help="seconds to wait for it to stop")
+    down.set_defaults(func=commands.down)
+
+    cfg = sub.add_parser("config", help="settings files")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    check = cfg_sub.add_parser("check", help="validate a settings file (exit 2 with one line on error)")
+    check.add_argument("file")
+    check.set_defaults(func=commands.config_check)
+
+    model = sub.add_parser("model", help="the bundled model")
+    model_sub = model.add_subparsers(dest="model_command", required=True, parser_class=_Parser)
+    prep = model_sub.add_parser("prepare", help="convert the bundled GGUF into a Hugging Face folder (once)")
+    prep.add_argument("--force", action="store_true", help="convert again even if already prepared")
+    prep.set_defaults(func=commands.model_prepare)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    new = keys_sub.add_parser("new", help="print a new random key and the hash to put in settings")
+    new.add_argument("--id", default="my-key", help="key id for the settings snippet")
+    new.set_defaults(func=commands.keys_new)
+    hsh = keys_sub.add_parser("hash", help="print the SHA-256 of a key read from stdin")
+    hsh.set_defaults(func=commands.keys_hash)
+
+    pol = sub.add_parser("policies", help="list registered routing policies")
+    pol.set_defaults(func=commands.policies)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except commands.CliError as exc:
+        print(f"tutor-cluster: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

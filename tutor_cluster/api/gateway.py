@@ -1,0 +1,417 @@
+"""The Gateway: Serve ingress (FastAPI) for API v1. It authenticates (middleware), validates, asks the
+edge tier, and streams model answers from the router. It never calls a model itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from ray import serve
+from starlette.exceptions import HTTPException
+
+from tutor_cluster.api.auth import Authenticator
+from tutor_cluster.api.middleware import GatewayMiddleware
+from tutor_cluster.api.protocol import (
+    ChatCompletionRequest,
+    Cost,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+    TurnRequest,
+    TurnResponse,
+    Usage,
+    error_body,
+)
+from tutor_cluster.config.settings import Settings
+from tutor_cluster.core import prompts
+from tutor_cluster.edge.deployment import EdgeRejection
+from tutor_cluster.edge.signals import EdgeResult
+from tutor_cluster.routing.router import CoreRequest
+
+API_VERSION = "v1"
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 502, 503, 504)}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, type_: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.type, self.message, self.field = status, type_, message, field
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p != "body"] if loc and loc[0] == "body" else list(loc)
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _sse(event: str | None, data: Any) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+class GatewayService:
+    """Request handling, independent of Serve: edge and router are injected handles."""
+
+    def __init__(self, settings: Settings, edge: Any, router: Any, *, clock: Any = time.perf_counter) -> None:
+        self.settings = settings
+        self._edge = edge
+        self._router = router
+        self._clock = clock
+        self._timeout = settings.server.request_timeout_s
+
+    # ---------------------------------------------------------------- tiers
+    async def _analyse(self, message: str, exercise_id: str | None) -> tuple[EdgeResult, float]:
+        t0 = self._clock()
+        result = await self._edge.analyse.remote(message, exercise_id)
+        if isinstance(result, EdgeRejection):
+            raise ApiError(422, "invalid_request", result.message, result.field)
+        return result, _ms(self._clock() - t0)
+
+    def _validate_model(self, name: str) -> str | None:
+        if name == "auto":
+            return None
+        if self.settings.catalogue.get(name) is None:
+            known = ", ".join(["auto", *(m.name for m in self.settings.catalogue.models)])
+            raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {known}", "model")
+        return name
+
+    async def _events(self, request: CoreRequest) -> AsyncIterator[dict[str, Any]]:
+        stream = self._router.run.options(stream=True).remote(request)
+        async for batch in stream:
+            for event in batch:
+                yield event
+
+    async def _collect(self, request: CoreRequest) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """A whole (non-streamed) answer: its text, the route event and the done event."""
+        text: list[str] = []
+        route: dict[str, Any] = {}
+        done: dict[str, Any] = {}
+        async with asyncio.timeout(self._timeout):
+            async for event in self._events(request):
+                kind = event["type"]
+                if kind == "delta":
+                    text.append(event["text"])
+                elif kind == "route":
+                    route = event
+                elif kind == "done":
+                    done = event
+                elif kind == "error":
+                    raise self._engine_error(event)
+        return "".join(text), route, done
+
+    # ---------------------------------------------------------------- /v1/tutor/turns
+    def _edge_turn(self, turn_id: str, edge: EdgeResult, edge_ms: float, t0: float) -> TurnResponse:
+        assert edge.reply is not None
+        return TurnResponse(
+            turn_id=turn_id, reply=edge.reply.text, tier="edge", model=None, reason=edge.reply.reason,
+            intent=edge.signals.intent, skill=edge.signals.skill, check=edge.signals.check,
+            usage=Usage(), cost=Cost(amount=0.0, currency=self.settings.catalogue.currency),
+            latency_ms={"edge": edge_ms, "router": None, "core": None, "total": _ms(self._clock() - t0)},
+        )
+
+    def _core_request(self, turn_id: str, body: TurnRequest, edge: EdgeResult) -> CoreRequest:
+        exercise = self.settings.exercises.get(body.exercise_id) if body.exercise_id else None
+        check = edge.signals.check
+        messages = prompts.tutor_messages(
+            edge.signals.text, mode=body.mode,
+            exercise_prompt=exercise.prompt if exercise else None,
+            check_detail=check.detail if check else None,
+        )
+        return CoreRequest(request_id=turn_id, messages=messages, signals=edge.signals)
+
+    async def turn(self, body: TurnRequest) -> TurnResponse | AsyncIterator[str]:
+        t0 = self._clock()
+        turn_id = uuid.uuid4().hex
+        edge, edge_ms = await self._analyse(body.message, body.exercise_id)
+        if edge.reply is not None:
+            response = self._edge_turn(turn_id, edge, edge_ms, t0)
+            if body.stream:
+                return self._edge_stream(response)
+            return response
+        request = self._core_request(turn_id, body, edge)
+        if body.stream:
+            return self._turn_stream(turn_id, request, edge, edge_ms, t0)
+        text, route, done = await self._collect(request)
+        return self._model_turn(turn_id, edge, route, done, text, edge_ms, t0)
+
+    def _model_turn(self, turn_id: str, edge: EdgeResult, route: dict[str, Any], done: dict[str, Any],
+                    text: str, edge_ms: float, t0: float) -> TurnResponse:
+        timings = done.get("timings_ms", {})
+        return TurnResponse(
+            turn_id=turn_id, reply=text, tier=route["tier"], model=route["model"], reason=route["reason"],
+            intent=edge.signals.intent, skill=edge.signals.skill, check=edge.signals.check,
+            usage=Usage(**done.get("usage", {})),
+            cost=Cost(amount=done.get("cost", 0.0), currency=done.get("currency", self.settings.catalogue.currency)),
+            latency_ms={
+                "edge": edge_ms, "router": timings.get("router"), "core": timings.get("core"),
+                "core_ttft": timings.get("core_ttft"), "total": _ms(self._clock() - t0),
+            },
+        )
+
+    async def _edge_stream(self, response: TurnResponse) -> AsyncIterator[str]:
+        yield _sse("route", {"tier": "edge", "model": None, "reason": response.reason})
+        yield _sse("delta", {"text": response.reply})
+        yield _sse("done", response.model_dump())
+
+    async def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, edge_ms: float,
+                           t0: float) -> AsyncIterator[str]:
+        text: list[str] = []
+        route: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(self._timeout):
+                async for event in self._events(request):
+                    kind = event["type"]
+                    if kind == "delta":
+                        text.append(event["text"])
+                        yield _sse("delta", {"text": event["text"]})
+                    elif kind == "route":
+                        route = event
+                        yield _sse("route", {k: event[k] for k in ("tier", "model", "reason")})
+                    elif kind == "done":
+                        final = self._model_turn(turn_id, edge, route, event, "".join(text), edge_ms, t0)
+                        yield _sse("done", final.model_dump())
+                    elif kind == "error":
+                        err = self._engine_error(event)
+                        yield _sse("error", error_body(err.type, err.message, err.field))
+        except TimeoutError:
+            yield _sse("error", error_body("timeout", f"no answer within {self._timeout} s"))
+
+    @staticmethod
+    def _engine_error(event: dict[str, Any]) -> ApiError:
+        status = int(event.get("status", 502))
+        if 400 <= status < 500:
+            return ApiError(400, "invalid_request", f"the model rejected the request: {event['message']}", "messages")
+        return ApiError(503, "model_unavailable", f"the model tier failed: {event['message']}")
+
+    # ---------------------------------------------------------------- /v1/chat/completions
+    async def chat(self, body: ChatCompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
+        t0 = self._clock()
+        pinned = self._validate_model(body.model)
+        last = body.messages[-1]
+        edge, edge_ms = await self._analyse(last.text(), body.exercise_id)
+        chat_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        model_name = body.model
+        if edge.reply is not None:
+            turn = self._edge_turn(chat_id, edge, edge_ms, t0)
+            ext = {"tier": "edge", "reason": turn.reason, "cost": 0.0, "latency_ms": turn.latency_ms}
+            if body.stream:
+                return self._chat_stream_static(chat_id, created, model_name, turn.reply, ext, body)
+            return self._completion(chat_id, created, model_name, turn.reply, "stop", Usage(), ext)
+        messages = [{"role": m.role if m.role != "developer" else "system", "content": m.text()}
+                    for m in body.messages[:-1]]
+        messages.append({"role": "user", "content": edge.signals.text})
+        stop = [body.stop] if isinstance(body.stop, str) else body.stop
+        request = CoreRequest(
+            request_id=chat_id, messages=prompts.chat_messages(messages, mode=body.mode), signals=edge.signals,
+            model=pinned, max_tokens=body.max_completion_tokens or body.max_tokens,
+            temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed,
+        )
+        if body.stream:
+            return self._chat_stream(chat_id, created, request, body, edge_ms, t0)
+        text, route, done = await self._collect(request)
+        ext = self._chat_ext(route, done, edge_ms, t0)
+        name = model_name if pinned else route.get("model", model_name)
+        return self._completion(chat_id, created, name, text, done.get("finish_reason", "stop"),
+                                Usage(**done.get("usage", {})), ext)
+
+    def _chat_ext(self, route: dict[str, Any], done: dict[str, Any], edge_ms: float, t0: float) -> dict[str, Any]:
+        timings = done.get("timings_ms", {})
+        return {
+            "tier": route.get("tier"), "reason": route.get("reason"), "cost": done.get("cost", 0.0),
+            "latency_ms": {"edge": edge_ms, **timings, "total": _ms(self._clock() - t0)},
+        }
+
+    @staticmethod
+    def _completion(chat_id: str, created: int, model: str, text: str, finish: str, usage: Usage,
+                    ext: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": chat_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": usage.model_dump(), "tutor": ext,
+        }
+
+    @staticmethod
+    def _chunk(chat_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None,
+               **extra: Any) -> str:
+        body = {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return _sse(None, body)
+
+    async def _chat_stream_static(self, chat_id: str, created: int, model: str, text: str, ext: dict[str, Any],
+                                  body: ChatCompletionRequest) -> AsyncIterator[str]:
+        yield self._chunk(chat_id, created, model, {"role": "assistant", "content": text})
+        yield self._chunk(chat_id, created, model, {}, "stop", tutor=ext)
+        if body.stream_options and body.stream_options.include_usage:
+            yield _sse(None, {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                              "choices": [], "usage": Usage().model_dump()})
+        yield _sse(None, "[DONE]")
+
+    async def _chat_stream(self, chat_id: str, created: int, request: CoreRequest, body: ChatCompletionRequest,
+                           edge_ms: float, t0: float) -> AsyncIterator[str]:
+        model = body.model
+        route: dict[str, Any] = {}
+        first = True
+        try:
+            async with asyncio.timeout(self._timeout):
+                async for event in self._events(request):
+                    kind = event["type"]
+                    if kind == "route":
+                        route = event
+                        model = body.model if request.model else event["model"]
+                    elif kind == "delta":
+                        delta = {"role": "assistant", "content": event["text"]} if first else {"content": event["text"]}
+                        first = False
+                        yield self._chunk(chat_id, created, model, delta)
+                    elif kind == "done":
+                        yield self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
+                                          tutor=self._chat_ext(route, event, edge_ms, t0))
+                        if body.stream_options and body.stream_options.include_usage:
+                            yield _sse(None, {"id": chat_id, "object": "chat.completion.chunk", "created": created,
+                                              "model": model, "choices": [], "usage": event["usage"]})
+                    elif kind == "error":
+                        err = self._engine_error(event)
+                        yield _sse(None, error_body(err.type, err.message, err.field))
+        except TimeoutError:
+            yield _sse(None, error_body("timeout", f"no answer within {self._timeout} s"))
+        yield _sse(None, "[DONE]")
+
+    def models(self) -> ModelList:
+        cards = [ModelCard(id="auto", tier=None)]
+        cards += [
+            ModelCard(id=m.name, tier=m.tier, context_length=m.context_length,
+                      price_per_1k_input=m.price_per_1k_input, price_per_1k_output=m.price_per_1k_output)
+            for m in self.settings.catalogue.models
+        ]
+        return ModelList(data=cards)
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters of the tiers (of the replicas these calls reach)."""
+        return {"edge": await self._edge.stats.remote(), "core": await self._router.engine_stats.remote()}
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        tiers: dict[str, Any] = {}
+        try:
+            tiers["edge"] = bool(await asyncio.wait_for(self._edge.ready.remote(), 5))
+        except Exception:  # noqa: BLE001 - not ready, whatever the cause
+            tiers["edge"] = False
+        try:
+            engines = await asyncio.wait_for(self._router.ready.remote(), 10)
+            tiers["router"] = True
+            tiers["core"] = engines
+        except Exception:  # noqa: BLE001
+            tiers["router"] = False
+            tiers["core"] = {}
+        ok = tiers["edge"] and tiers["router"] and bool(tiers["core"]) and all(tiers["core"].values())
+        return ok, tiers
+
+
+def _error_response(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(type_, message, field), status_code=status)
+
+
+def build_fastapi(service: GatewayService) -> FastAPI:
+    """The HTTP app; its routes close over ``service``."""
+    settings = service.settings
+    app = FastAPI(
+        title="tutor-cluster", version="0.1.0", docs_url=None, redoc_url=None,
+        description="Distributed AI tutoring API. Every route except /healthz and /readyz needs "
+                    "'Authorization: Bearer <api key>'.",
+    )
+    app.add_middleware(GatewayMiddleware, authenticator=Authenticator(settings.auth),
+                       max_body_bytes=settings.server.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.type, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        field = _field(tuple(err.get("loc", ())))
+        if err.get("type") == "json_invalid":
+            return _error_response(400, "invalid_json", f"body is not valid JSON: {err.get('msg')}", "body")
+        if err.get("type") == "missing" and field == "body":
+            return _error_response(400, "invalid_request", "a JSON body is required", "body")
+        if err.get("type") == "extra_forbidden":
+            return _error_response(422, "invalid_request", f"unknown field {field!r}", field)
+        if err.get("type") == "model_attributes_type":
+            return _error_response(422, "invalid_request", "body must be a JSON object", "body")
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        return _error_response(422, "invalid_request", f"{field}: {msg}", field)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's own body parsing failure (e.g. invalid UTF-8)
+            return _error_response(400, "invalid_body", "body could not be decoded: send UTF-8 JSON", "body")
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, kind, str(exc.detail))
+
+    @app.exception_handler(TimeoutError)
+    async def _timeout(_: Request, exc: TimeoutError) -> JSONResponse:
+        return _error_response(504, "timeout", f"no answer within {settings.server.request_timeout_s} s")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the gateway process answers. No auth."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "a tier is not ready"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: every tier (edge, router, each core engine) answers. No auth."""
+        ok, tiers = await service.readiness()
+        return JSONResponse({"status": "ready" if ok else "not_ready", "tiers": tiers}, status_code=200 if ok else 503)
+
+    @app.post(f"/{API_VERSION}/tutor/turns", response_model=TurnResponse, responses=_ERRORS, tags=["tutor"])
+    async def tutor_turn(body: TurnRequest) -> Any:
+        """One tutoring turn. With ``stream: true`` the answer comes as server-sent events:
+        ``route``, then ``delta`` (text) events, then ``done`` (the full TurnResponse) or ``error``."""
+        result = await service.turn(body)
+        if isinstance(result, TurnResponse):
+            return result
+        return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post(f"/{API_VERSION}/chat/completions", responses=_ERRORS, tags=["openai"])
+    async def chat_completions(body: ChatCompletionRequest) -> Any:
+        """OpenAI-compatible chat completions through the same edge → router path."""
+        result = await service.chat(body)
+        if isinstance(result, dict):
+            return JSONResponse(result)
+        return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.get(f"/{API_VERSION}/models", response_model=ModelList, responses=_ERRORS, tags=["openai"])
+    async def list_models() -> ModelList:
+        """The model catalogue ('auto' lets the router choose)."""
+        return service.models()
+
+    @app.get(f"/{API_VERSION}/admin/stats", responses=_ERRORS, tags=["admin"])
+    async def admin_stats() -> dict[str, Any]:
+        """Request counters per tier (admin scope): what reached the edge and each core engine."""
+        return await service.stats()
+
+    return app
+
+
+@serve.deployment(name="gateway")
+@serve.ingress()
+class Gateway:
+    """Serve ingress: builds the FastAPI app once the handles are injected."""
+
+    def __init__(self, settings: Settings, edge: Any, router: Any) -> None:
+        self._service = GatewayService(settings, edge, router)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_fastapi(self._service)

@@ -1,0 +1,108 @@
+"""ASGI middleware that runs before any route: authentication, scopes and the body-size limit.
+
+Doing this before FastAPI parses anything means an unauthenticated or oversized request is answered
+at once (401/403/413) and reaches no tier.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+
+from tutor_cluster.api.auth import AuthError, Authenticator, Scope
+from tutor_cluster.api.protocol import error_body
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def scope_for(path: str) -> Scope:
+    if path.startswith("/v1/tutor") or path.startswith("/v1/learners") or path.startswith("/v1/curriculum"):
+        return "tutor"
+    if path.startswith("/v1/chat") or path.startswith("/v1/models"):
+        return "chat"
+    return "admin"  # everything else (openapi.json, future admin routes)
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
+    payload = json.dumps(body).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int) -> None:
+        self.app = app
+        self.auth = authenticator
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        # Strip the Serve route prefix if any (root_path), so rules see /v1/...
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        if path in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            principal = self.auth.authenticate(headers.get("authorization"), scope_for(path))
+        except AuthError as exc:
+            kind = "unauthorized" if exc.status == 401 else "forbidden"
+            extra = [(b"www-authenticate", b'Bearer realm="tutor-cluster"')] if exc.status == 401 else []
+            await send_json(send, exc.status, error_body(kind, exc.message, "Authorization"), extra)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        if scope.get("method") in ("POST", "PUT", "PATCH"):
+            ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+            if ctype != "application/json" and not ctype.endswith("+json"):
+                await send_json(send, 415, error_body(
+                    "unsupported_media_type", f"send JSON with 'Content-Type: application/json' (got {ctype!r})",
+                    "Content-Type"))
+                return
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                await self._too_large(send)
+                return
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                size += len(body)
+                if size > self.max_body:
+                    await self._too_large(send)
+                    return
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+            buffered = b"".join(chunks)
+            replayed = False
+
+            async def replay() -> dict[str, Any]:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": buffered, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await send_json(send, 413, error_body(
+            "payload_too_large", f"request body is larger than {self.max_body} bytes", "body"))

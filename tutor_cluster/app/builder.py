@@ -1,0 +1,29 @@
+"""Builds the Serve application graph from settings: Gateway → EdgeTier → Router → core engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tutor_cluster.api.gateway import Gateway
+from tutor_cluster.config.settings import Settings, load_settings
+from tutor_cluster.core.engine import build_engine_app
+from tutor_cluster.edge.deployment import EdgeTier
+from tutor_cluster.routing.router import Router
+
+
+def build_app(settings: Settings) -> Any:
+    """The bound application; deploy it with ``serve.run`` (or via a Serve config file)."""
+    d = settings.deployments
+    engines = {name: build_engine_app(name, engine) for name, engine in settings.catalogue.engines.items()}
+    router = Router.options(**d.router.serve_options()).bind(settings.routing, settings.catalogue, engines)
+    edge = EdgeTier.options(**d.edge.serve_options()).bind(settings.edge, settings.exercises)
+    return Gateway.options(**d.gateway.serve_options()).bind(settings, edge, router)
+
+
+def app_builder(args: dict[str, str]) -> Any:
+    """Entry point for Serve config files: ``import_path: tutor_cluster.app.builder:app_builder``,
+    ``args: {config: path/to/settings.yaml}``."""
+    unknown = set(args) - {"config"}
+    if unknown:
+        raise ValueError(f"unknown application args {sorted(unknown)}; the only arg is 'config'")
+    return build_app(load_settings(args.get("config")))

@@ -1,0 +1,159 @@
+"""Running the app on a local (or existing) Ray cluster: start, wait until ready, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tutor_cluster import constants
+from tutor_cluster.api.auth import ALL_SCOPES, ApiKey, hash_key, new_key
+from tutor_cluster.config.settings import Settings
+
+
+@dataclass
+class RunState:
+    pid: int
+    url: str
+    config: str
+    key_file: str | None
+
+    @staticmethod
+    def path() -> Path:
+        return constants.STATE_DIR / "state.json"
+
+    def save(self) -> None:
+        self.path().parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(self.path())
+
+    @classmethod
+    def load(cls) -> "RunState | None":
+        try:
+            return cls(**json.loads(cls.path().read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    @classmethod
+    def clear(cls) -> None:
+        cls.path().unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def local_key() -> str:
+    """The local API key: TUTOR_API_KEY, else one generated once and kept in a 0600 file."""
+    env = os.environ.get("TUTOR_API_KEY")
+    if env:
+        return env
+    path = constants.LOCAL_KEY_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def with_local_key(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings with no keys get the local key (all scopes); configured keys are left alone."""
+    env = os.environ.get("TUTOR_API_KEY")
+    if settings.auth.api_keys and not env:
+        return settings, None
+    key = local_key()
+    entry = ApiKey(id="local", sha256=hash_key(key), tenant="default", role="admin", scopes=list(ALL_SCOPES))
+    keys = [*settings.auth.api_keys, entry]
+    auth = settings.auth.model_copy(update={"api_keys": keys})
+    return settings.model_copy(update={"auth": auth}), key
+
+
+def http_get(url: str, key: str | None = None, timeout: float = 5) -> tuple[int, Any]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except json.JSONDecodeError:
+            return exc.code, None
+    except (urllib.error.URLError, OSError, json.JSONDecodeError):
+        return 0, None
+
+
+def start(settings: Settings) -> str:
+    """Start (or join) Ray, start Serve on the configured host/port, deploy the app. Returns the URL."""
+    import ray
+    from ray import serve
+
+    from tutor_cluster.app.builder import build_app
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    rs = settings.ray
+    if rs.address is None:
+        ray.init(
+            num_cpus=rs.num_cpus,
+            object_store_memory=rs.object_store_memory_mb * 1024 * 1024,
+            include_dashboard=rs.include_dashboard,
+            dashboard_host="127.0.0.1",
+            namespace=rs.namespace,
+            _node_ip_address="127.0.0.1",
+        )
+    else:
+        ray.init(address=rs.address, namespace=rs.namespace)
+    serve.start(http_options={"host": settings.server.host, "port": settings.server.port})
+    serve.run(build_app(settings), name=constants.APP_NAME, route_prefix="/", blocking=False)
+    return f"http://{settings.server.host}:{settings.server.port}"
+
+
+def wait_ready(url: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: Any = None
+    while time.monotonic() < deadline:
+        status, body = http_get(f"{url}/readyz")
+        if status == 200:
+            return body
+        time.sleep(1)
+    raise TimeoutError(f"not ready after {timeout:.0f} s; last /readyz: {body}")
+
+
+def stop(settings: Settings) -> None:
+    import ray
+    from ray import serve
+
+    try:
+        if settings.ray.address is None:
+            serve.shutdown()
+        else:
+            serve.delete(constants.APP_NAME)
+    finally:
+        ray.shutdown()
+
+
+class StopFlag:
+    """Turns SIGTERM/SIGINT into a flag the main loop polls, so shutdown runs in the main thread."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, *_: Any) -> None:
+        self.stopped = True

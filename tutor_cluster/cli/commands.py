@@ -1,0 +1,148 @@
+"""Implementations of the CLI subcommands (argument parsing lives in main.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from tutor_cluster import constants
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings(path: str | None, port: int | None = None):  # noqa: ANN202
+    from tutor_cluster.config.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        raise CliError(str(exc), 2) from None
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise CliError(f"--port must be between 1 and 65535, got {port}", 2)
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": port})})
+    return settings
+
+
+def config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args.file)
+    print(f"{args.file}: ok ({len(settings.catalogue.models)} models, {len(settings.exercises.exercises)} exercises, "
+          f"policy {settings.routing.policy!r})")
+    return 0
+
+
+def model_prepare(args: argparse.Namespace) -> int:
+    from tutor_cluster.core import bundled_model
+
+    try:
+        already = bundled_model.is_prepared() and not args.force
+        path = bundled_model.prepare(force=args.force)
+    except bundled_model.BundledModelError as exc:
+        raise CliError(str(exc)) from None
+    print(f"[model] {'reusing' if already else 'prepared'} {path}")
+    return 0
+
+
+def keys_new(args: argparse.Namespace) -> int:
+    from tutor_cluster.api.auth import hash_key, new_key
+
+    key = new_key()
+    print(f"key (shown once): {key}")
+    print("settings:\n  auth:\n    api_keys:")
+    print(f"      - {{id: {args.id}, sha256: {hash_key(key)}, scopes: [tutor, chat]}}")
+    return 0
+
+
+def keys_hash(args: argparse.Namespace) -> int:
+    from tutor_cluster.api.auth import hash_key
+
+    key = sys.stdin.readline().strip()
+    if not key:
+        raise CliError("no key on stdin", 2)
+    print(hash_key(key))
+    return 0
+
+
+def policies(args: argparse.Namespace) -> int:
+    from tutor_cluster.routing.policies import registered_policies
+
+    print("\n".join(registered_policies()))
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    from tutor_cluster.app import local
+
+    settings = _settings(args.config, args.port)
+    existing = local.RunState.load()
+    if existing and local.pid_alive(existing.pid):
+        raise CliError(f"already running (pid {existing.pid}) at {existing.url}; `tutor-cluster down` first")
+    settings, key = local.with_local_key(settings)
+    flag = local.StopFlag()
+    print(f"[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)
+    t0 = time.monotonic()
+    try:
+        url = local.start(settings)
+        local.wait_ready(url, args.timeout)
+        local.RunState(pid=os.getpid(), url=url, config=str(args.config or "default"),
+                       key_file=str(constants.LOCAL_KEY_FILE) if key and not os.environ.get("TUTOR_API_KEY") else None).save()
+        shown = key if key else "<your api key>"
+        print(f"[up] ready in {time.monotonic() - t0:.0f} s at {url}", flush=True)
+        if key and not os.environ.get("TUTOR_API_KEY"):
+            print(f"[up] local API key (kept in {constants.LOCAL_KEY_FILE}): {key}")
+        print(
+            f"[up] try:\n  curl -s {url}/v1/tutor/turns -H 'Authorization: Bearer {shown}' "
+            "-H 'Content-Type: application/json' \\\n"
+            "    -d '{\"learner_id\": \"l1\", \"session_id\": \"s1\", \"exercise_id\": \"frac-add-1\", \"message\": \"0.75\"}'\n"
+            "[up] Ctrl-C (or `tutor-cluster down`) stops it.",
+            flush=True,
+        )
+        while not flag.stopped:
+            time.sleep(0.5)
+        print("[up] stopping", flush=True)
+        return 0
+    finally:
+        local.RunState.clear()
+        local.stop(settings)
+
+
+def status(args: argparse.Namespace) -> int:
+    from tutor_cluster.app import local
+
+    state = local.RunState.load()
+    if state is None or not local.pid_alive(state.pid):
+        print("tutor-cluster: not running")
+        return 3
+    code, ready = local.http_get(f"{state.url}/readyz")
+    key = os.environ.get("TUTOR_API_KEY") or (open(state.key_file).read().strip() if state.key_file else None)
+    scode, stats = local.http_get(f"{state.url}/v1/admin/stats", key) if key else (0, None)
+    print(json.dumps({"pid": state.pid, "url": state.url, "config": state.config,
+                      "ready": code == 200, "tiers": (ready or {}).get("tiers"),
+                      "stats": stats if scode == 200 else None}, indent=2))
+    return 0 if code == 200 else 1
+
+
+def down(args: argparse.Namespace) -> int:
+    from tutor_cluster.app import local
+
+    state = local.RunState.load()
+    if state is None or not local.pid_alive(state.pid):
+        local.RunState.clear()
+        print("tutor-cluster: not running")
+        return 0
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while local.pid_alive(state.pid):
+        if time.monotonic() > deadline:
+            raise CliError(f"pid {state.pid} did not stop within {args.timeout:.0f} s")
+        time.sleep(0.5)
+    print(f"tutor-cluster: stopped (pid {state.pid})")
+    return 0

@@ -1,0 +1,40 @@
+"""The EdgeTier Serve deployment: cheap CPU replicas running :func:`tutor_cluster.edge.analysis.analyse`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from ray import serve
+
+from tutor_cluster.edge.analysis import EdgeConfig, EdgeInputError, analyse
+from tutor_cluster.edge.exercises import ExerciseSet
+from tutor_cluster.edge.signals import EdgeResult
+
+
+class EdgeRejection(BaseModel):
+    """The submission cannot be checked; the gateway answers 422 naming ``field``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    message: str
+
+
+@serve.deployment(name="edge")
+class EdgeTier:
+    def __init__(self, config: EdgeConfig, exercises: ExerciseSet) -> None:
+        self._config = config
+        self._exercises = exercises
+        self._analysed = 0
+
+    def analyse(self, message: str, exercise_id: str | None) -> EdgeResult | EdgeRejection:
+        self._analysed += 1
+        try:
+            return analyse(message, exercise_id, self._exercises, self._config)
+        except EdgeInputError as exc:
+            return EdgeRejection(field=exc.field, message=exc.message)
+
+    def stats(self) -> dict[str, int]:
+        return {"analysed": self._analysed}
+
+    def ready(self) -> bool:
+        return True
