@@ -1,0 +1,89 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tutor_cluster.config.settings import DEFAULT_FILE, REPO_CONFIGS, ConfigError, load_settings
+
+
+def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _with_catalogue(body: str) -> str:
+    return body + f"\ncatalogue: {REPO_CONFIGS / 'models.yaml'}\nexercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
+
+
+def test_default_settings_load() -> None:
+    s = load_settings(DEFAULT_FILE, env={})
+    assert s.server.host == "127.0.0.1"
+    assert {m.tier for m in s.catalogue.models} == {"small", "core"}
+    assert s.exercises.get("frac-add-1") is not None
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, _with_catalogue("server:\n  prot: 8000\n"))
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, env={})
+    assert str(path) in str(exc.value) and "server.prot" in str(exc.value) and "unknown key" in str(exc.value)
+
+
+def test_wrong_type_names_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, _with_catalogue("server:\n  port: eighty\n"))
+    with pytest.raises(ConfigError, match=r"server\.port"):
+        load_settings(path, env={})
+
+
+def test_errors_in_an_included_file_name_that_file(tmp_path: Path) -> None:
+    cat = _write(tmp_path, "engines: {e: {}}\nmodels:\n  - {name: m, tier: huge, engine: e, price_per_1k_input: 0, "
+                 "price_per_1k_output: 0, context_length: 10}\n", "models.yaml")
+    path = _write(tmp_path, "catalogue: models.yaml\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, env={})
+    assert str(cat) in str(exc.value) and "models[0].tier" in str(exc.value)
+
+
+def test_env_overrides_and_is_validated(tmp_path: Path) -> None:
+    path = _write(tmp_path, _with_catalogue(""))
+    assert load_settings(path, env={"TUTOR__SERVER__PORT": "8123"}).server.port == 8123
+    with pytest.raises(ConfigError, match=r"server\.port"):
+        load_settings(path, env={"TUTOR__SERVER__PORT": "not-a-port"})
+
+
+def test_unknown_policy_lists_registered_ones(tmp_path: Path) -> None:
+    path = _write(tmp_path, _with_catalogue("routing:\n  policy: magic\n"))
+    with pytest.raises(ConfigError, match="registered: rules"):
+        load_settings(path, env={})
+
+
+def test_broken_yaml_names_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "server:\n  port: [1,\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml:\d+: not valid YAML"):
+        load_settings(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [("server:\n  prot: 1\n", "server.prot"), ("ray:\n  num_cpus: many\n", "ray.num_cpus"), ("- a\n", "mapping")],
+)
+def test_cli_config_check_exits_2_with_one_line(tmp_path: Path, body: str, needle: str) -> None:
+    path = _write(tmp_path, _with_catalogue(body) if not body.startswith("-") else body)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tutor_cluster.cli.main", "config", "check", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_config_check_accepts_shipped_configs() -> None:
+    for name in ("default.yaml", "production.yaml"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tutor_cluster.cli.main", "config", "check", str(REPO_CONFIGS / name)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,51 @@
+import pytest
+
+from tutor_cluster.config.settings import load_settings
+from tutor_cluster.edge.signals import Check, EdgeSignals
+from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy, registered_policies
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return load_settings().catalogue
+
+
+def _signals(intent="question", complexity=0.1, check=None) -> EdgeSignals:
+    return EdgeSignals(intent=intent, skill=None, complexity=complexity, check=check, text="t")
+
+
+@pytest.mark.parametrize(
+    ("signals", "tier", "reason_part"),
+    [
+        (_signals(complexity=0.1), "small", "< 0.50"),
+        (_signals(complexity=0.49), "small", "< 0.50"),
+        (_signals(complexity=0.5), "core", ">= 0.50"),
+        (_signals(complexity=0.9), "core", ">= 0.50"),
+        (_signals("hint_request", 0.05), "small", "hint_request"),
+        (_signals("answer_attempt", 0.05, Check(exercise_id="e", kind="python", correct=None, detail="parses")),
+         "core", "review"),
+    ],
+)
+def test_rules_policy_table(catalogue, signals, tier, reason_part) -> None:
+    decision = build_policy(RoutingConfig(), catalogue).decide(signals)
+    assert decision.tier == tier
+    assert reason_part in decision.reason
+    assert decision.features["complexity"] == signals.complexity
+    assert catalogue.get(decision.model).tier == tier
+
+
+def test_threshold_comes_from_config(catalogue) -> None:
+    cfg = RoutingConfig.model_validate({"rules": {"complexity_threshold": 0.05}})
+    assert build_policy(cfg, catalogue).decide(_signals(complexity=0.1)).tier == "core"
+
+
+def test_policies_are_chosen_by_name(catalogue) -> None:
+    assert "rules" in registered_policies()
+    with pytest.raises(UnknownPolicyError, match="registered: rules"):
+        build_policy(RoutingConfig(policy="nope"), catalogue)
+
+
+def test_cost_uses_catalogue_prices(catalogue) -> None:
+    small, core = catalogue.get("tutor-small"), catalogue.get("tutor-core")
+    assert small.cost(1000, 1000) == pytest.approx(small.price_per_1k_input + small.price_per_1k_output)
+    assert core.cost(100, 50) > small.cost(100, 50) > 0

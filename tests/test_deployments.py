@@ -1,0 +1,54 @@
+"""deployments/ (Serve configs) and cluster.yaml must agree: every resource a replica asks for exists."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tutor_cluster.config.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cluster_node_types() -> dict[str, dict[str, float]]:
+    cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    return {name: nt.get("resources", {}) for name, nt in cluster["available_node_types"].items()}
+
+
+def _placeable(request: dict[str, float], nodes: dict[str, dict[str, float]]) -> bool:
+    return any(all(res.get(k, 0) >= v for k, v in request.items() if v) for res in nodes.values())
+
+
+@pytest.mark.parametrize("serve_file", ["serve.yaml", "serve.local.yaml"])
+def test_serve_configs_point_at_valid_settings(serve_file: str) -> None:
+    cfg = yaml.safe_load((ROOT / "deployments" / serve_file).read_text())
+    (app,) = cfg["applications"]
+    assert app["import_path"] == "tutor_cluster.app.builder:app_builder"
+    load_settings(ROOT / app["args"]["config"], env={})  # raises if invalid
+    from tutor_cluster.app.builder import app_builder  # the import path resolves
+    assert callable(app_builder)
+
+
+def test_production_replicas_fit_cluster_node_types() -> None:
+    cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
+    settings = load_settings(ROOT / cfg["applications"][0]["args"]["config"], env={})
+    nodes = _cluster_node_types()
+    assert nodes["head"].get("CPU") == 0, "the head must not run tutoring work"
+    tiers = settings.deployments
+    for name in ("gateway", "edge", "router"):
+        opts = getattr(tiers, name)
+        request = {"CPU": opts.num_cpus, **opts.resources}
+        assert opts.resources.get("edge"), f"{name} must request the edge pool"
+        assert _placeable(request, nodes), f"{name} asks for {request}, which no node type in cluster.yaml has"
+    for engine_name, engine in settings.catalogue.engines.items():
+        request = {"CPU": engine.deployment.num_cpus, **engine.deployment.resources}
+        assert engine.deployment.resources.get("core"), f"engine {engine_name} must request the core pool"
+        if engine.accelerator != "cpu":
+            request.update({"GPU": 1, f"accelerator_type:{engine.accelerator}": 1})
+        assert _placeable(request, nodes), f"engine {engine_name} asks for {request}; cluster.yaml has none"
+
+
+def test_cluster_keeps_dashboard_on_loopback_with_token_auth() -> None:
+    text = (ROOT / "cluster.yaml").read_text()
+    assert "--dashboard-host=127.0.0.1" in text and "RAY_AUTH_MODE=token" in text
+    assert "--dashboard-host=0.0.0.0" not in text
