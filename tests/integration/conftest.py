@@ -1,0 +1,93 @@
+"""One real service per test session: `tutor-cluster up` (local Ray on loopback, Serve, the vLLM CPU
+engine with the bundled model) started as a subprocess, exactly as the README's run command does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tutor_cluster.api.auth import hash_key, new_key
+from tutor_cluster.config.settings import REPO_CONFIGS
+
+START_TIMEOUT_S = 600
+
+
+@dataclass
+class Service:
+    url: str
+    key: str          # all scopes
+    chat_key: str     # 'chat' scope only
+    log: Path
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    def stats(self) -> dict:
+        r = httpx.get(f"{self.url}/v1/admin/stats", headers=self.headers(), timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def core_requests(self) -> int:
+        return sum(e["chat_requests"] for e in self.stats()["core"].values())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
+    tmp = tmp_path_factory.mktemp("service")
+    key, chat_key = new_key(), new_key()
+    port = _free_port()
+    config = tmp / "settings.yaml"
+    config.write_text(
+        f"server: {{port: {port}, request_timeout_s: 120}}\n"
+        "auth:\n  api_keys:\n"
+        f"    - {{id: test-admin, sha256: {hash_key(key)}, role: admin, scopes: [tutor, chat, admin]}}\n"
+        f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
+        f"catalogue: {REPO_CONFIGS / 'models.yaml'}\n"
+        f"exercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
+    )
+    log = tmp / "up.log"
+    env = {k: v for k, v in os.environ.items() if k != "TUTOR_API_KEY"}
+    env.update(TUTOR_STATE_DIR=str(tmp / "state"), RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tutor_cluster.cli.main", "up", "--config", str(config)],
+            stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while "[up] ready" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-4000:]
+                pytest.fail(f"tutor-cluster up did not become ready (exit {proc.poll()}):\n{tail}")
+            time.sleep(1)
+        yield svc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # what `tutor-cluster down` sends
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def client(service: Service):
+    with httpx.Client(base_url=service.url, headers=service.headers(), timeout=120) as c:
+        yield c
