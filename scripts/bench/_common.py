@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmarks: a bounded async HTTP load loop and percentile maths."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+
+def machine() -> str:
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+async def closed_loop(
+    send: Callable[[httpx.AsyncClient], Awaitable[None]], *, requests: int, concurrency: int, timeout_s: float
+) -> dict[str, float]:
+    """Send exactly ``requests`` requests with ``concurrency`` workers (bounded in count and time)."""
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+    deadline = time.monotonic() + timeout_s
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0 and time.monotonic() < deadline:
+                remaining -= 1
+                t0 = time.perf_counter()
+                try:
+                    await send(client)
+                    latencies.append(time.perf_counter() - t0)
+                except Exception:  # noqa: BLE001 - counted, reported
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return {
+        "ok": len(latencies), "errors": errors, "wall_s": wall, "rps": len(latencies) / wall if wall else 0.0,
+        "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+    }

@@ -1,0 +1,107 @@
+"""P1: edge-settled turns/s through the gateway vs a bare two-deployment Serve chain, same run, same
+concurrency. Target: ratio >= 0.6.
+
+    .venv/bin/python scripts/bench/p1_edge_throughput.py [--requests 1500] [--concurrency 32] [--rounds 2]
+
+Both apps run in one Serve instance; rounds alternate (bare, ours, bare, ours) and the best round of each is
+compared. The bare chain is an ingress deployment that reads the JSON body and awaits one call to a second
+deployment, with the same replica counts, CPUs and max_ongoing_requests as our gateway and edge tier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import closed_loop, machine  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1500)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--port", type=int, default=8311)
+    args = ap.parse_args()
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+    from starlette.requests import Request
+
+    from tutor_cluster.api.auth import ApiKey, AuthConfig, hash_key, new_key
+    from tutor_cluster.app.builder import build_app
+    from tutor_cluster.config.settings import load_settings
+
+    key = new_key()
+    settings = load_settings()
+    settings = settings.model_copy(update={"auth": AuthConfig(api_keys=[ApiKey(id="bench", sha256=hash_key(key))])})
+    gw, ed = settings.deployments.gateway, settings.deployments.edge
+
+    @serve.deployment(name="bare-worker")
+    class Worker:
+        def work(self, payload: dict) -> dict:
+            return {"reply": "ok", "echo": payload.get("message")}
+
+    @serve.deployment(name="bare-ingress")
+    class Ingress:
+        def __init__(self, worker) -> None:
+            self._worker = worker
+
+        async def __call__(self, request: Request) -> dict:
+            return await self._worker.work.remote(await request.json())
+
+    ray.init(num_cpus=settings.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             object_store_memory=512 * 1024 * 1024)
+    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+    serve.run(build_app(settings), name="tutor", route_prefix="/")
+    bare = Ingress.options(**gw.serve_options()).bind(Worker.options(**ed.serve_options()).bind())
+    serve.run(bare, name="bare", route_prefix="/bare")
+
+    base = f"http://127.0.0.1:{args.port}"
+    turn = {"learner_id": "bench", "session_id": "s", "exercise_id": "frac-add-1", "message": "6/8"}
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def ours(client) -> None:
+        r = await client.post(f"{base}/v1/tutor/turns", json=turn, headers=headers)
+        if r.status_code != 200 or r.json()["tier"] != "edge":
+            raise RuntimeError(r.text)
+
+    async def bare_chain(client) -> None:
+        r = await client.post(f"{base}/bare", json=turn)
+        if r.status_code != 200:
+            raise RuntimeError(r.text)
+
+    async def run() -> dict:
+        results: dict[str, list[dict]] = {"bare": [], "gateway": []}
+        for name, fn in (("bare", bare_chain), ("gateway", ours)):  # warm-up
+            await closed_loop(fn, requests=200, concurrency=args.concurrency, timeout_s=120)
+        for _ in range(args.rounds):
+            for name, fn in (("bare", bare_chain), ("gateway", ours)):
+                res = await closed_loop(fn, requests=args.requests, concurrency=args.concurrency, timeout_s=300)
+                results[name].append(res)
+                print(f"  {name:8s} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms"
+                      f"  errors {res['errors']}", flush=True)
+        return results
+
+    results = asyncio.run(run())
+    best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
+    ratio = best["gateway"]["rps"] / best["bare"]["rps"]
+    print(f"\nP1 {dt.date.today()} on {machine()}, concurrency {args.concurrency}, {args.requests} requests/round")
+    print(f"  bare two-deployment chain : {best['bare']['rps']:7.1f} req/s (p50 {best['bare']['p50_ms']:.1f} ms)")
+    print(f"  gateway edge-settled turn : {best['gateway']['rps']:7.1f} req/s (p50 {best['gateway']['p50_ms']:.1f} ms)")
+    print(f"  ratio gateway/bare        : {ratio:.2f}x  (target >= 0.60)")
+    print(json.dumps({"bench": "P1", "ratio": ratio, **{f"{k}_rps": v["rps"] for k, v in best.items()}}))
+    serve.shutdown()
+    ray.shutdown()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
