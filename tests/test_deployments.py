@@ -52,3 +52,16 @@ def test_cluster_keeps_dashboard_on_loopback_with_token_auth() -> None:
     text = (ROOT / "cluster.yaml").read_text()
     assert "--dashboard-host=127.0.0.1" in text and "RAY_AUTH_MODE=token" in text
     assert "--dashboard-host=0.0.0.0" not in text
+
+
+def test_production_ray_env_matches_local_defaults() -> None:
+    from tutor_cluster.app.local import RAY_ENV_DEFAULTS
+
+    cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
+    env = cfg["applications"][0]["runtime_env"]["env_vars"]
+    assert env == RAY_ENV_DEFAULTS
+    cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    for cmd in (*cluster["head_start_ray_commands"], *cluster["worker_start_ray_commands"]):
+        if "ray start" in cmd:
+            for key in ("RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_ENABLE_DIRECT_INGRESS", "RAY_USAGE_STATS_ENABLED"):
+                assert f"{key}={RAY_ENV_DEFAULTS[key]}" in cmd

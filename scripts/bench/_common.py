@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import platform
 import statistics
@@ -10,6 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+
+logging.getLogger("httpx").setLevel(logging.WARNING)  # Ray sets the root logger to INFO
 
 
 def machine() -> str:

@@ -30,7 +30,6 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8311)
     args = ap.parse_args()
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
     from ray import serve
     from starlette.requests import Request
@@ -57,8 +56,9 @@ def main() -> None:
         async def __call__(self, request: Request) -> dict:
             return await self._worker.work.remote(await request.json())
 
-    ray.init(num_cpus=settings.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=512 * 1024 * 1024)
+    from tutor_cluster.app.local import start_ray
+
+    start_ray(settings)  # the same Ray/Serve environment as `tutor-cluster up`
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     serve.run(build_app(settings), name="tutor", route_prefix="/")
     bare = Ingress.options(**gw.serve_options()).bind(Worker.options(**ed.serve_options()).bind())

@@ -105,8 +105,9 @@ def phase_gateway(args: argparse.Namespace) -> dict:
     key = new_key()
     settings = load_settings()
     settings = settings.model_copy(update={"auth": AuthConfig(api_keys=[ApiKey(id="bench", sha256=hash_key(key))])})
-    ray.init(num_cpus=settings.ray.num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=512 * 1024 * 1024)
+    from tutor_cluster.app.local import start_ray
+
+    start_ray(settings)  # the same Ray/Serve environment as `tutor-cluster up`
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     serve.run(build_app(settings), name="tutor", route_prefix="/")
     url = f"http://127.0.0.1:{args.port}/v1/chat/completions"

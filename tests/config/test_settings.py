@@ -87,3 +87,8 @@ def test_cli_config_check_accepts_shipped_configs() -> None:
             capture_output=True, text=True, timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
+
+
+def test_env_reaches_into_included_files() -> None:
+    env = {"TUTOR__CATALOGUE__ENGINES__SMOLLM2__STREAM_BATCHING_INTERVAL_MS": "120"}
+    assert load_settings(DEFAULT_FILE, env=env).catalogue.engines["smollm2"].stream_batching_interval_ms == 120

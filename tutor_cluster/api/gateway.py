@@ -88,11 +88,9 @@ class GatewayService:
             raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {known}", "model")
         return name
 
-    async def _events(self, request: CoreRequest) -> AsyncIterator[dict[str, Any]]:
-        stream = self._router.run.options(stream=True).remote(request)
-        async for batch in stream:
-            for event in batch:
-                yield event
+    def _batches(self, request: CoreRequest) -> AsyncIterator[list[dict[str, Any]]]:
+        """The router's events, in the batches it sent (one HTTP write per batch when streaming)."""
+        return self._router.run.options(stream=True).remote(request)
 
     async def _collect(self, request: CoreRequest) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """A whole (non-streamed) answer: its text, the route event and the done event."""
@@ -100,16 +98,17 @@ class GatewayService:
         route: dict[str, Any] = {}
         done: dict[str, Any] = {}
         async with asyncio.timeout(self._timeout):
-            async for event in self._events(request):
-                kind = event["type"]
-                if kind == "delta":
-                    text.append(event["text"])
-                elif kind == "route":
-                    route = event
-                elif kind == "done":
-                    done = event
-                elif kind == "error":
-                    raise self._engine_error(event)
+            async for batch in self._batches(request):
+                for event in batch:
+                    kind = event["type"]
+                    if kind == "delta":
+                        text.append(event["text"])
+                    elif kind == "route":
+                        route = event
+                    elif kind == "done":
+                        done = event
+                    elif kind == "error":
+                        raise self._engine_error(event)
         return "".join(text), route, done
 
     # ---------------------------------------------------------------- /v1/tutor/turns
@@ -172,20 +171,24 @@ class GatewayService:
         route: dict[str, Any] = {}
         try:
             async with asyncio.timeout(self._timeout):
-                async for event in self._events(request):
-                    kind = event["type"]
-                    if kind == "delta":
-                        text.append(event["text"])
-                        yield _sse("delta", {"text": event["text"]})
-                    elif kind == "route":
-                        route = event
-                        yield _sse("route", {k: event[k] for k in ("tier", "model", "reason")})
-                    elif kind == "done":
-                        final = self._model_turn(turn_id, edge, route, event, "".join(text), edge_ms, t0)
-                        yield _sse("done", final.model_dump())
-                    elif kind == "error":
-                        err = self._engine_error(event)
-                        yield _sse("error", error_body(err.type, err.message, err.field))
+                async for batch in self._batches(request):
+                    out: list[str] = []
+                    for event in batch:
+                        kind = event["type"]
+                        if kind == "delta":
+                            text.append(event["text"])
+                            out.append(_sse("delta", {"text": event["text"]}))
+                        elif kind == "route":
+                            route = event
+                            out.append(_sse("route", {k: event[k] for k in ("tier", "model", "reason")}))
+                        elif kind == "done":
+                            final = self._model_turn(turn_id, edge, route, event, "".join(text), edge_ms, t0)
+                            out.append(_sse("done", final.model_dump()))
+                        elif kind == "error":
+                            err = self._engine_error(event)
+                            out.append(_sse("error", error_body(err.type, err.message, err.field)))
+                    if out:
+                        yield "".join(out)
         except TimeoutError:
             yield _sse("error", error_body("timeout", f"no answer within {self._timeout} s"))
 
@@ -265,26 +268,34 @@ class GatewayService:
         model = body.model
         route: dict[str, Any] = {}
         first = True
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
         try:
             async with asyncio.timeout(self._timeout):
-                async for event in self._events(request):
-                    kind = event["type"]
-                    if kind == "route":
-                        route = event
-                        model = body.model if request.model else event["model"]
-                    elif kind == "delta":
-                        delta = {"role": "assistant", "content": event["text"]} if first else {"content": event["text"]}
-                        first = False
-                        yield self._chunk(chat_id, created, model, delta)
-                    elif kind == "done":
-                        yield self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
-                                          tutor=self._chat_ext(route, event, edge_ms, t0))
-                        if body.stream_options and body.stream_options.include_usage:
-                            yield _sse(None, {"id": chat_id, "object": "chat.completion.chunk", "created": created,
-                                              "model": model, "choices": [], "usage": event["usage"]})
-                    elif kind == "error":
-                        err = self._engine_error(event)
-                        yield _sse(None, error_body(err.type, err.message, err.field))
+                async for batch in self._batches(request):
+                    out: list[str] = []
+                    for event in batch:
+                        kind = event["type"]
+                        if kind == "route":
+                            route = event
+                            model = body.model if request.model else event["model"]
+                        elif kind == "delta":
+                            delta = {"content": event["text"]}
+                            if first:
+                                delta = {"role": "assistant", **delta}
+                                first = False
+                            out.append(self._chunk(chat_id, created, model, delta))
+                        elif kind == "done":
+                            out.append(self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
+                                                   tutor=self._chat_ext(route, event, edge_ms, t0)))
+                            if include_usage:
+                                out.append(_sse(None, {"id": chat_id, "object": "chat.completion.chunk",
+                                                       "created": created, "model": model, "choices": [],
+                                                       "usage": event["usage"]}))
+                        elif kind == "error":
+                            err = self._engine_error(event)
+                            out.append(_sse(None, error_body(err.type, err.message, err.field)))
+                    if out:
+                        yield "".join(out)
         except TimeoutError:
             yield _sse(None, error_body("timeout", f"no answer within {self._timeout} s"))
         yield _sse(None, "[DONE]")

@@ -158,11 +158,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level")
-    _apply_env(raw, env)
     sources = {}
     for key in ("catalogue", "exercises"):
         if key in raw:
             raw[key], sources[key] = _include(raw[key], file.parent, key, str(file))
+    _apply_env(raw, env)  # after includes, so TUTOR__CATALOGUE__... reaches into the included files
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tutor_cluster.core import bundled_model
+from tutor_cluster.core.batching import eager_batches
 from tutor_cluster.routing.catalogue import EngineConfig
 
 try:  # the engine deployment needs ray[serve] + ray.llm; importing it lazily keeps the edge tier light
@@ -70,6 +71,11 @@ class CoreLLMServer(LLMServer):  # type: ignore[misc,valid-type]
     async def chat(self, request: Any, raw_request_info: Any = None) -> Any:
         self._chat_requests += 1
         return await super().chat(request, raw_request_info)
+
+    def _batch_output_stream(self, generator: Any) -> Any:
+        # Overrides LLMServer's tick batcher (ray 2.60) so the first chunk is never held; see batching.py.
+        interval_ms = self._llm_config.experimental_configs.get("stream_batching_interval_ms") or 0
+        return eager_batches(generator, interval_ms / 1000)
 
     async def stats(self) -> dict[str, int]:
         """Counters of this replica."""

@@ -27,7 +27,9 @@ class EngineConfig(BaseModel):
     enforce_eager: bool = Field(default=True, description="Skip graph compilation (slow to start on CPU).")
     kv_cache_gib: PositiveInt = Field(default=1, description="CPU KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE).")
     stream_batching_interval_ms: float = Field(
-        default=0.0, ge=0, description="Ray's stream batching tick; 0 passes each chunk straight through."
+        default=50.0, ge=0,
+        description="After the first chunk (always sent at once), group chunks so at most one batch leaves per "
+        "interval; 0 sends every chunk on its own.",
     )
     extra_engine_kwargs: dict[str, object] = Field(default_factory=dict, description="Passed to vLLM as is.")
     deployment: DeploymentOptions = Field(
