@@ -1,10 +1,11 @@
 """P1: edge-settled turns/s through the gateway vs a bare two-deployment Serve chain, same run, same
 concurrency. Target: ratio >= 0.6.
 
-    .venv/bin/python scripts/bench/p1_edge_throughput.py [--requests 1500] [--concurrency 32] [--rounds 2]
+    .venv/bin/python scripts/bench/p1_edge_throughput.py [--seconds 10] [--concurrency 32] [--rounds 2]
 
 Both apps run in one Serve instance; rounds alternate (bare, ours, bare, ours) and the best round of each is
-compared. The bare chain is an ingress deployment that reads the JSON body and awaits one call to a second
+compared. Load comes from wrk (Debian package `wrk`) when installed, else from a Python client (which then
+competes for the same 2 cores and flattens both sides: the script says which it used). The bare chain is an ingress deployment that reads the JSON body and awaits one call to a second
 deployment, with the same replica counts, CPUs and max_ongoing_requests as our gateway and edge tier.
 """
 
@@ -15,21 +16,26 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import closed_loop, machine  # noqa: E402
+from _common import closed_loop, machine, wrk_post  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=1500)
+    ap.add_argument("--seconds", type=int, default=10, help="length of one wrk round")
+    ap.add_argument("--requests", type=int, default=1500, help="requests per round without wrk")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--port", type=int, default=8311)
     args = ap.parse_args()
 
+    from tutor_cluster.app.local import apply_ray_env, start_ray
+
+    apply_ray_env()  # before ray is imported: the same Ray/Serve environment as `tutor-cluster up`
     import ray
     from ray import serve
     from starlette.requests import Request
@@ -56,8 +62,6 @@ def main() -> None:
         async def __call__(self, request: Request) -> dict:
             return await self._worker.work.remote(await request.json())
 
-    from tutor_cluster.app.local import start_ray
-
     start_ray(settings)  # the same Ray/Serve environment as `tutor-cluster up`
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     serve.run(build_app(settings), name="tutor", route_prefix="/")
@@ -78,6 +82,21 @@ def main() -> None:
         if r.status_code != 200:
             raise RuntimeError(r.text)
 
+    use_wrk = shutil.which("wrk") is not None
+
+    def run_wrk() -> dict:
+        results: dict[str, list[dict]] = {"bare": [], "gateway": []}
+        targets = (("bare", f"{base}/bare", {}), ("gateway", f"{base}/v1/tutor/turns", headers))
+        for _, url, hdrs in targets:  # warm-up
+            wrk_post(url, turn, hdrs, connections=args.concurrency, seconds=3)
+        for _ in range(args.rounds):
+            for name, url, hdrs in targets:
+                res = wrk_post(url, turn, hdrs, connections=args.concurrency, seconds=args.seconds)
+                results[name].append(res)
+                print(f"  {name:8s} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms"
+                      f"  errors {res['errors']}", flush=True)
+        return results
+
     async def run() -> dict:
         results: dict[str, list[dict]] = {"bare": [], "gateway": []}
         for name, fn in (("bare", bare_chain), ("gateway", ours)):  # warm-up
@@ -90,10 +109,11 @@ def main() -> None:
                       f"  errors {res['errors']}", flush=True)
         return results
 
-    results = asyncio.run(run())
+    results = run_wrk() if use_wrk else asyncio.run(run())
     best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
     ratio = best["gateway"]["rps"] / best["bare"]["rps"]
-    print(f"\nP1 {dt.date.today()} on {machine()}, concurrency {args.concurrency}, {args.requests} requests/round")
+    load = f"wrk, {args.seconds} s/round" if use_wrk else f"python client, {args.requests} requests/round"
+    print(f"\nP1 {dt.date.today()} on {machine()}, concurrency {args.concurrency}, {load}")
     print(f"  bare two-deployment chain : {best['bare']['rps']:7.1f} req/s (p50 {best['bare']['p50_ms']:.1f} ms)")
     print(f"  gateway edge-settled turn : {best['gateway']['rps']:7.1f} req/s (p50 {best['gateway']['p50_ms']:.1f} ms)")
     print(f"  ratio gateway/bare        : {ratio:.2f}x  (target >= 0.60)")

@@ -93,7 +93,9 @@ def phase_direct(args: argparse.Namespace) -> dict:
 
 # ----------------------------------------------------------------------------- through the gateway
 def phase_gateway(args: argparse.Namespace) -> dict:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from tutor_cluster.app.local import apply_ray_env, start_ray
+
+    apply_ray_env()  # before ray is imported: the same Ray/Serve environment as `tutor-cluster up`
     import httpx
     import ray
     from ray import serve
@@ -105,8 +107,6 @@ def phase_gateway(args: argparse.Namespace) -> dict:
     key = new_key()
     settings = load_settings()
     settings = settings.model_copy(update={"auth": AuthConfig(api_keys=[ApiKey(id="bench", sha256=hash_key(key))])})
-    from tutor_cluster.app.local import start_ray
-
     start_ray(settings)  # the same Ray/Serve environment as `tutor-cluster up`
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     serve.run(build_app(settings), name="tutor", route_prefix="/")

@@ -27,6 +27,7 @@ class Service:
     key: str          # all scopes
     chat_key: str     # 'chat' scope only
     log: Path
+    env: dict[str, str]  # environment of the `up` process (its TUTOR_STATE_DIR): for `status` / `down`
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -68,7 +69,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
             [sys.executable, "-m", "tutor_cluster.cli.main", "up", "--config", str(config)],
             stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
-    svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log)
+    svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while "[up] ready" not in log.read_text(errors="replace"):
@@ -79,12 +80,15 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
         yield svc
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # what `tutor-cluster down` sends
+            down = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "down", "--timeout", "90"],
+                                  env=env, capture_output=True, text=True, timeout=120)
             try:
-                proc.wait(timeout=90)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+                pytest.fail(f"`tutor-cluster down` did not stop `up`: {down.stdout}{down.stderr}")
+            assert down.returncode == 0 and proc.returncode == 0, (down.stdout, down.stderr, proc.returncode)
 
 
 @pytest.fixture(scope="session")

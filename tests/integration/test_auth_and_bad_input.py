@@ -96,3 +96,16 @@ def test_bad_chat_input_gets_clear_4xx(service, client, body, status, field) -> 
     assert r.status_code == status, r.text
     assert r.json()["error"]["field"] == field
     assert service.core_requests() == before
+
+
+def test_cli_status_reports_every_tier_ready(service) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "status"], env=service.env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["ready"] is True and body["url"] == service.url
+    assert body["tiers"]["edge"] is True and body["tiers"]["core"] == {"smollm2": True}

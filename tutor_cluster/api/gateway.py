@@ -32,7 +32,7 @@ from tutor_cluster.api.protocol import (
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
 from tutor_cluster.edge.deployment import EdgeRejection
-from tutor_cluster.edge.signals import EdgeResult
+from tutor_cluster.edge.signals import EdgeReply, EdgeResult
 from tutor_cluster.routing.router import CoreRequest
 
 API_VERSION = "v1"
@@ -112,10 +112,9 @@ class GatewayService:
         return "".join(text), route, done
 
     # ---------------------------------------------------------------- /v1/tutor/turns
-    def _edge_turn(self, turn_id: str, edge: EdgeResult, edge_ms: float, t0: float) -> TurnResponse:
-        assert edge.reply is not None
+    def _edge_turn(self, turn_id: str, edge: EdgeResult, reply: EdgeReply, edge_ms: float, t0: float) -> TurnResponse:
         return TurnResponse(
-            turn_id=turn_id, reply=edge.reply.text, tier="edge", model=None, reason=edge.reply.reason,
+            turn_id=turn_id, reply=reply.text, tier="edge", model=None, reason=reply.reason,
             intent=edge.signals.intent, skill=edge.signals.skill, check=edge.signals.check,
             usage=Usage(), cost=Cost(amount=0.0, currency=self.settings.catalogue.currency),
             latency_ms={"edge": edge_ms, "router": None, "core": None, "total": _ms(self._clock() - t0)},
@@ -136,7 +135,7 @@ class GatewayService:
         turn_id = uuid.uuid4().hex
         edge, edge_ms = await self._analyse(body.message, body.exercise_id)
         if edge.reply is not None:
-            response = self._edge_turn(turn_id, edge, edge_ms, t0)
+            response = self._edge_turn(turn_id, edge, edge.reply, edge_ms, t0)
             if body.stream:
                 return self._edge_stream(response)
             return response
@@ -209,7 +208,7 @@ class GatewayService:
         created = int(time.time())
         model_name = body.model
         if edge.reply is not None:
-            turn = self._edge_turn(chat_id, edge, edge_ms, t0)
+            turn = self._edge_turn(chat_id, edge, edge.reply, edge_ms, t0)
             ext = {"tier": "edge", "reason": turn.reason, "cost": 0.0, "latency_ms": turn.latency_ms}
             if body.stream:
                 return self._chat_stream_static(chat_id, created, model_name, turn.reply, ext, body)

@@ -46,6 +46,17 @@ class RunState:
         cls.path().unlink(missing_ok=True)
 
 
+def port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -111,6 +122,7 @@ RAY_ENV_DEFAULTS = {
 
 
 def apply_ray_env() -> None:
+    """Set RAY_ENV_DEFAULTS (unless already set). Call before the process first imports ray."""
     for key, value in RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
@@ -136,6 +148,7 @@ def start_ray(settings: Settings) -> None:
 
 def start(settings: Settings) -> str:
     """Start (or join) Ray, start Serve on the configured host/port, deploy the app. Returns the URL."""
+    apply_ray_env()  # before the first `import ray`: Serve reads these at import, in this process too
     from ray import serve
 
     from tutor_cluster.app.builder import build_app

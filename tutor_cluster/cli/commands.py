@@ -85,13 +85,18 @@ def up(args: argparse.Namespace) -> int:
     existing = local.RunState.load()
     if existing and local.pid_alive(existing.pid):
         raise CliError(f"already running (pid {existing.pid}) at {existing.url}; `tutor-cluster down` first")
+    if not local.port_free(settings.server.host, settings.server.port):
+        raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
     settings, key = local.with_local_key(settings)
     flag = local.StopFlag()
     print(f"[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)
     t0 = time.monotonic()
     try:
         url = local.start(settings)
-        local.wait_ready(url, args.timeout)
+        try:
+            local.wait_ready(url, args.timeout)
+        except TimeoutError as exc:
+            raise CliError(str(exc)) from None
         local.RunState(pid=os.getpid(), url=url, config=str(args.config or "default"),
                        key_file=str(constants.LOCAL_KEY_FILE) if key and not os.environ.get("TUTOR_API_KEY") else None).save()
         shown = key if key else "<your api key>"

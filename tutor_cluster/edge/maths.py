@@ -123,7 +123,8 @@ def _parse_answer(text: str) -> _Parsed:
 
 def _solutions(eq: _Parsed) -> dict[sympy.Symbol, frozenset] | None:
     """Solution set per variable of an equation with one free variable, else None."""
-    assert eq.rhs is not None
+    if eq.rhs is None:
+        return None
     expr = sympy.together(eq.lhs - eq.rhs)
     free = sorted(expr.free_symbols, key=str)
     if len(free) != 1:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from tutor_cluster.edge.signals import EdgeSignals
-from tutor_cluster.routing.catalogue import Catalogue
+from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
 from tutor_cluster.routing.policies import Decision, RoutingConfig, build_policy
 
 
@@ -71,17 +71,20 @@ class RouterCore:
 
     def decide(self, request: CoreRequest) -> Decision:
         if request.model is not None:
-            entry = self._catalogue.get(request.model)
-            if entry is None:  # the gateway validates first; this is a guard for direct callers
-                raise EngineError(404, f"unknown model {request.model!r}")
+            entry = self._entry(request.model)
             return Decision(tier=entry.tier, model=entry.name, reason="pinned: the client named this model")
         return self._policy.decide(request.signals)
+
+    def _entry(self, name: str) -> ModelEntry:
+        entry = self._catalogue.get(name)
+        if entry is None:  # policies only name catalogue models; this guards direct callers
+            raise EngineError(404, f"unknown model {name!r}")
+        return entry
 
     def _chat_request(self, request: CoreRequest, decision: Decision) -> Any:
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
-        entry = self._catalogue.get(decision.model)
-        assert entry is not None
+        entry = self._entry(decision.model)
         params: dict[str, Any] = {
             "model": self._ids[entry.engine],
             "messages": request.messages,
@@ -100,11 +103,10 @@ class RouterCore:
         t0 = time.perf_counter()
         try:
             decision = self.decide(request)
+            entry = self._entry(decision.model)
         except EngineError as exc:
             yield [{"type": "error", "status": exc.status, "message": exc.message}]
             return
-        entry = self._catalogue.get(decision.model)
-        assert entry is not None
         yield [{"type": "route", **decision.model_dump()}]
         handle = self._engines[entry.engine]
         t_call = time.perf_counter()
