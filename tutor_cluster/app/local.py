@@ -58,13 +58,18 @@ def port_free(host: str, port: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited process its parent has not reaped yet (zombie) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def local_key() -> str:
@@ -159,10 +164,13 @@ def start(settings: Settings) -> str:
     return f"http://{settings.server.host}:{settings.server.port}"
 
 
-def wait_ready(url: str, timeout: float) -> dict[str, Any]:
+def wait_ready(url: str, timeout: float, stop: Any = lambda: False) -> dict[str, Any]:
+    """Poll /readyz until 200; raise TimeoutError after ``timeout`` s or InterruptedError when ``stop()``."""
     deadline = time.monotonic() + timeout
     body: Any = None
     while time.monotonic() < deadline:
+        if stop():
+            raise InterruptedError("interrupted before the service was ready")
         status, body = http_get(f"{url}/readyz")
         if status == 200:
             return body
@@ -170,17 +178,30 @@ def wait_ready(url: str, timeout: float) -> dict[str, Any]:
     raise TimeoutError(f"not ready after {timeout:.0f} s; last /readyz: {body}")
 
 
+SERVE_SHUTDOWN_TIMEOUT_S = 60.0
+
+
 def stop(settings: Settings) -> None:
+    """Stop the app (and the local Ray we started). Serve's shutdown is bounded: in Ray 2.60 it can retry its
+    controller's graceful_shutdown forever once it has killed the controller; Ray's own shutdown follows anyway."""
+    import threading
+
     import ray
     from ray import serve
 
-    try:
-        if settings.ray.address is None:
-            serve.shutdown()
-        else:
-            serve.delete(constants.APP_NAME)
-    finally:
-        ray.shutdown()
+    def _serve_down() -> None:
+        try:
+            if settings.ray.address is None:
+                serve.shutdown()
+            else:
+                serve.delete(constants.APP_NAME)
+        except Exception:  # noqa: BLE001 - best effort; ray.shutdown below still runs
+            pass
+
+    worker = threading.Thread(target=_serve_down, daemon=True)
+    worker.start()
+    worker.join(SERVE_SHUTDOWN_TIMEOUT_S)
+    ray.shutdown()
 
 
 class StopFlag:
@@ -188,6 +209,10 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.stopped = False
+        self.install()
+
+    def install(self) -> None:
+        """(Re)install the handlers; call again after ``ray.init``, which installs its own SIGTERM handler."""
         signal.signal(signal.SIGTERM, self._set)
         signal.signal(signal.SIGINT, self._set)
 

@@ -88,14 +88,15 @@ def up(args: argparse.Namespace) -> int:
     if not local.port_free(settings.server.host, settings.server.port):
         raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
     settings, key = local.with_local_key(settings)
-    flag = local.StopFlag()
+    flag = local.StopFlag()  # installed again once Ray is up: ray.init replaces SIGTERM handlers
     print(f"[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)
     t0 = time.monotonic()
     try:
         url = local.start(settings)
+        flag.install()
         try:
-            local.wait_ready(url, args.timeout)
-        except TimeoutError as exc:
+            local.wait_ready(url, args.timeout, stop=lambda: flag.stopped)
+        except (TimeoutError, InterruptedError) as exc:
             raise CliError(str(exc)) from None
         local.RunState(pid=os.getpid(), url=url, config=str(args.config or "default"),
                        key_file=str(constants.LOCAL_KEY_FILE) if key and not os.environ.get("TUTOR_API_KEY") else None).save()
