@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -164,32 +164,45 @@ class GatewayService:
         yield _sse("delta", {"text": response.reply})
         yield _sse("done", response.model_dump())
 
-    async def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, edge_ms: float,
-                           t0: float) -> AsyncIterator[str]:
-        text: list[str] = []
-        route: dict[str, Any] = {}
+    async def _render(self, request: CoreRequest, render: Callable[[dict[str, Any]], str | None],
+                      on_timeout: str, tail: str | None = None) -> AsyncIterator[str]:
+        """Stream the router's events as text: one HTTP write per router batch, bounded by the deadline."""
         try:
             async with asyncio.timeout(self._timeout):
                 async for batch in self._batches(request):
-                    out: list[str] = []
-                    for event in batch:
-                        kind = event["type"]
-                        if kind == "delta":
-                            text.append(event["text"])
-                            out.append(_sse("delta", {"text": event["text"]}))
-                        elif kind == "route":
-                            route = event
-                            out.append(_sse("route", {k: event[k] for k in ("tier", "model", "reason")}))
-                        elif kind == "done":
-                            final = self._model_turn(turn_id, edge, route, event, "".join(text), edge_ms, t0)
-                            out.append(_sse("done", final.model_dump()))
-                        elif kind == "error":
-                            err = self._engine_error(event)
-                            out.append(_sse("error", error_body(err.type, err.message, err.field)))
+                    out = [text for event in batch if (text := render(event))]
                     if out:
                         yield "".join(out)
         except TimeoutError:
-            yield _sse("error", error_body("timeout", f"no answer within {self._timeout} s"))
+            yield on_timeout
+        if tail is not None:
+            yield tail
+
+    def _timeout_body(self) -> dict[str, Any]:
+        return error_body("timeout", f"no answer within {self._timeout} s")
+
+    def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, edge_ms: float,
+                     t0: float) -> AsyncIterator[str]:
+        text: list[str] = []
+        route: dict[str, Any] = {}
+
+        def render(event: dict[str, Any]) -> str | None:
+            kind = event["type"]
+            if kind == "delta":
+                text.append(event["text"])
+                return _sse("delta", {"text": event["text"]})
+            if kind == "route":
+                route.update(event)
+                return _sse("route", {k: event[k] for k in ("tier", "model", "reason")})
+            if kind == "done":
+                final = self._model_turn(turn_id, edge, route, event, "".join(text), edge_ms, t0)
+                return _sse("done", final.model_dump())
+            if kind == "error":
+                err = self._engine_error(event)
+                return _sse("error", error_body(err.type, err.message, err.field))
+            return None
+
+        return self._render(request, render, _sse("error", self._timeout_body()))
 
     @staticmethod
     def _engine_error(event: dict[str, Any]) -> ApiError:
@@ -262,42 +275,35 @@ class GatewayService:
                               "choices": [], "usage": Usage().model_dump()})
         yield _sse(None, "[DONE]")
 
-    async def _chat_stream(self, chat_id: str, created: int, request: CoreRequest, body: ChatCompletionRequest,
-                           edge_ms: float, t0: float) -> AsyncIterator[str]:
-        model = body.model
-        route: dict[str, Any] = {}
-        first = True
+    def _chat_stream(self, chat_id: str, created: int, request: CoreRequest, body: ChatCompletionRequest,
+                     edge_ms: float, t0: float) -> AsyncIterator[str]:
+        state: dict[str, Any] = {"model": body.model, "route": {}, "first": True}
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        try:
-            async with asyncio.timeout(self._timeout):
-                async for batch in self._batches(request):
-                    out: list[str] = []
-                    for event in batch:
-                        kind = event["type"]
-                        if kind == "route":
-                            route = event
-                            model = body.model if request.model else event["model"]
-                        elif kind == "delta":
-                            delta = {"content": event["text"]}
-                            if first:
-                                delta = {"role": "assistant", **delta}
-                                first = False
-                            out.append(self._chunk(chat_id, created, model, delta))
-                        elif kind == "done":
-                            out.append(self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
-                                                   tutor=self._chat_ext(route, event, edge_ms, t0)))
-                            if include_usage:
-                                out.append(_sse(None, {"id": chat_id, "object": "chat.completion.chunk",
-                                                       "created": created, "model": model, "choices": [],
-                                                       "usage": event["usage"]}))
-                        elif kind == "error":
-                            err = self._engine_error(event)
-                            out.append(_sse(None, error_body(err.type, err.message, err.field)))
-                    if out:
-                        yield "".join(out)
-        except TimeoutError:
-            yield _sse(None, error_body("timeout", f"no answer within {self._timeout} s"))
-        yield _sse(None, "[DONE]")
+
+        def render(event: dict[str, Any]) -> str | None:
+            kind, model = event["type"], state["model"]
+            if kind == "route":
+                state["route"] = event
+                state["model"] = body.model if request.model else event["model"]
+                return None
+            if kind == "delta":
+                delta = {"content": event["text"]}
+                if state["first"]:
+                    delta, state["first"] = {"role": "assistant", **delta}, False
+                return self._chunk(chat_id, created, model, delta)
+            if kind == "done":
+                out = self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
+                                  tutor=self._chat_ext(state["route"], event, edge_ms, t0))
+                if include_usage:
+                    out += _sse(None, {"id": chat_id, "object": "chat.completion.chunk", "created": created,
+                                       "model": model, "choices": [], "usage": event["usage"]})
+                return out
+            if kind == "error":
+                err = self._engine_error(event)
+                return _sse(None, error_body(err.type, err.message, err.field))
+            return None
+
+        return self._render(request, render, _sse(None, self._timeout_body()), tail=_sse(None, "[DONE]"))
 
     def models(self) -> ModelList:
         cards = [ModelCard(id="auto", tier=None)]
