@@ -1,0 +1,125 @@
+"""The learner's context (what memory keeps) and the pure function that applies one update to it."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tutor_cluster.learner.bkt import BKTParams, step as bkt_step
+
+_LANG = r"^[a-z]{2,3}(-[A-Z]{2})?$"
+
+
+class Preferences(BaseModel):
+    """Settable by API (PATCH); unknown keys and bad values are rejected naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    learning_style: Literal["visual", "verbal", "examples", "socratic"] | None = Field(
+        default=None, description="How explanations should be framed.")
+    pace: Literal["slow", "normal", "fast"] | None = Field(default=None, description="How fast to move on.")
+    language: str | None = Field(default=None, pattern=_LANG, description="BCP-47 language, e.g. 'en' or 'pt-BR'.")
+
+
+class Misconception(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    count: int = 0
+    last_seen: float = 0.0
+    skill: str | None = None
+
+
+class TurnSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    turn_id: str
+    at: float
+    skill: str | None = None
+    intent: str | None = None
+    correct: bool | None = None
+    summary: str = Field(default="", max_length=300)
+
+
+class SkillState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mastery: float = Field(description="P(known) before the next attempt (BKT).")
+    unknown: float = Field(description="P(unknown), carried separately for precision (see bkt.State).")
+    attempts: int = 0
+    correct: int = 0
+
+
+class LearnerContext(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    learner_id: str
+    version: int = 0
+    skills: dict[str, SkillState] = Field(default_factory=dict)
+    misconceptions: dict[str, Misconception] = Field(default_factory=dict)
+    preferences: Preferences = Field(default_factory=Preferences)
+    recent: list[TurnSummary] = Field(default_factory=list)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class LearnerUpdate(BaseModel):
+    """One change to a learner's context. ``turn_id`` is the idempotency key: applied at most once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    turn_id: str = Field(min_length=1, max_length=128)
+    skill: str | None = None
+    correct: bool | None = Field(default=None, description="Graded outcome; updates mastery by BKT.")
+    misconceptions: list[str] = Field(default_factory=list)
+    summary: TurnSummary | None = None
+    preferences: Preferences | None = Field(default=None, description="Fields set here replace the stored ones.")
+
+
+class MemoryPolicy(BaseModel):
+    """Knobs of the update function (from settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bkt: BKTParams = Field(default_factory=BKTParams, description="Default BKT parameters.")
+    bkt_by_skill: dict[str, BKTParams] = Field(default_factory=dict, description="Per-skill BKT parameters.")
+    mastery_threshold: float = Field(default=0.95, gt=0, lt=1, description="P(known) at which a skill counts as mastered.")
+    recent_turns: int = Field(default=20, ge=0, le=200, description="Turn summaries kept per learner.")
+
+    def params(self, skill: str) -> BKTParams:
+        return self.bkt_by_skill.get(skill, self.bkt)
+
+
+def new_context(learner_id: str, now: float | None = None) -> LearnerContext:
+    t = time.time() if now is None else now
+    return LearnerContext(learner_id=learner_id, created_at=t, updated_at=t)
+
+
+def apply_update(ctx: LearnerContext, upd: LearnerUpdate, policy: MemoryPolicy, now: float | None = None) -> LearnerContext:
+    """The new context after ``upd``; pure (stores call it inside their transaction)."""
+    t = time.time() if now is None else now
+    skills = dict(ctx.skills)
+    if upd.skill is not None and upd.correct is not None:
+        params = policy.params(upd.skill)
+        state = skills.get(upd.skill) or SkillState(mastery=params.prior, unknown=1 - params.prior)
+        unknown, known = bkt_step((state.unknown, state.mastery), upd.correct, params)
+        skills[upd.skill] = SkillState(
+            mastery=known, unknown=unknown,
+            attempts=state.attempts + 1,
+            correct=state.correct + int(upd.correct),
+        )
+    misconceptions = dict(ctx.misconceptions)
+    for tag in upd.misconceptions:
+        old = misconceptions.get(tag) or Misconception(skill=upd.skill)
+        misconceptions[tag] = Misconception(count=old.count + 1, last_seen=t, skill=old.skill or upd.skill)
+    recent = list(ctx.recent)
+    if upd.summary is not None and policy.recent_turns:
+        recent = (recent + [upd.summary])[-policy.recent_turns:]
+    prefs = ctx.preferences
+    if upd.preferences is not None:
+        prefs = prefs.model_copy(update=upd.preferences.model_dump(exclude_unset=True))
+    return ctx.model_copy(update={
+        "version": ctx.version + 1, "skills": skills, "misconceptions": misconceptions,
+        "recent": recent, "preferences": prefs, "updated_at": t,
+    })

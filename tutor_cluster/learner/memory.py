@@ -1,0 +1,160 @@
+"""Learner memory: a fixed set of named Ray actors, each caching contexts (LRU) in front of a durable store.
+
+Learners are assigned to actors by consistent hashing of the (pseudonymous) learner id, so one learner's
+updates are serialised by one actor. Writes go through to the store and are acknowledged only once durable;
+the cache changes only after the commit, so no reader ever sees a half-applied update. Actors restart
+automatically (``max_restarts=-1``) and rebuild lazily from the store; calls in flight when an actor dies are
+retried by Ray (``max_task_retries=-1``) and the update's turn id makes the retry a no-op if it had committed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import ray
+from pydantic import BaseModel, ConfigDict, Field
+
+from tutor_cluster.learner.context import (
+    LearnerContext,
+    LearnerUpdate,
+    MemoryPolicy,
+    apply_update,
+    new_context,
+)
+from tutor_cluster.learner.stores import StoreConfig, StoreUnavailable, open_store
+
+
+class MemoryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actors: int = Field(default=4, ge=1, le=1024, description="Number of learner-memory actors (fixed: resizing remaps learners).")
+    cache_capacity: int = Field(default=10_000, ge=1, description="Contexts cached per actor (LRU).")
+    max_concurrency: int = Field(default=32, ge=1, description="Calls one actor serves at once (threads).")
+    num_cpus: float = Field(default=0.05, ge=0, description="Logical CPUs reserved per actor.")
+    name_prefix: str = Field(default="learner-memory", description="Actors are named '<prefix>-<i>'.")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    policy: MemoryPolicy = Field(default_factory=MemoryPolicy)
+
+
+class LearnerMemoryActor:
+    """Body of one memory actor (also usable in-process, e.g. in unit tests)."""
+
+    def __init__(self, config: MemoryConfig) -> None:
+        self._config = config
+        self._store = open_store(config.store)
+        self._cache: OrderedDict[str, LearnerContext] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._learner_locks: dict[str, threading.Lock] = {}
+        self._stats = {"hits": 0, "misses": 0, "applied": 0, "duplicates": 0, "store_errors": 0}
+
+    def _lock_for(self, learner_id: str) -> threading.Lock:
+        with self._cache_lock:
+            return self._learner_locks.setdefault(learner_id, threading.Lock())
+
+    def _cache_put(self, ctx: LearnerContext) -> None:
+        with self._cache_lock:
+            self._cache[ctx.learner_id] = ctx
+            self._cache.move_to_end(ctx.learner_id)
+            while len(self._cache) > self._config.cache_capacity:
+                evicted, _ = self._cache.popitem(last=False)
+                self._learner_locks.pop(evicted, None)
+
+    def _cached(self, learner_id: str) -> LearnerContext | None:
+        with self._cache_lock:
+            ctx = self._cache.get(learner_id)
+            if ctx is not None:
+                self._cache.move_to_end(learner_id)
+                self._stats["hits"] += 1
+            return ctx
+
+    def get(self, learner_id: str) -> LearnerContext | None:
+        """Served from memory when cached; else read from the store (StoreUnavailable if it is down)."""
+        ctx = self._cached(learner_id)
+        if ctx is not None:
+            return ctx
+        self._stats["misses"] += 1
+        try:
+            ctx = self._store.get(learner_id)
+        except StoreUnavailable:
+            self._stats["store_errors"] += 1
+            raise
+        if ctx is not None:
+            self._cache_put(ctx)
+        return ctx
+
+    def apply(self, learner_id: str, update: LearnerUpdate) -> tuple[LearnerContext, bool]:
+        """Apply durably, then cache. Returns (context, applied); applied is False for a repeated turn id."""
+        policy = self._config.policy
+
+        def fn(current: LearnerContext | None, upd: LearnerUpdate) -> LearnerContext:
+            return apply_update(current or new_context(learner_id), upd, policy)
+
+        with self._lock_for(learner_id):
+            try:
+                ctx, applied = self._store.apply(learner_id, update, fn)
+            except StoreUnavailable:
+                self._stats["store_errors"] += 1
+                raise
+            self._cache_put(ctx)
+        self._stats["applied" if applied else "duplicates"] += 1
+        return ctx, applied
+
+    def stats(self) -> dict[str, int]:
+        with self._cache_lock:
+            return {**self._stats, "cached": len(self._cache)}
+
+    def ping(self) -> bool:
+        return self._store.ping()
+
+
+class HashRing:
+    """Consistent hashing of learner ids onto ``n`` actors (virtual nodes smooth the spread)."""
+
+    def __init__(self, n: int, vnodes: int = 64) -> None:
+        points = sorted((self._hash(f"{i}#{v}"), i) for i in range(n) for v in range(vnodes))
+        self._keys = [p for p, _ in points]
+        self._owners = [i for _, i in points]
+
+    @staticmethod
+    def _hash(value: str) -> int:
+        return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
+
+    def owner(self, key: str) -> int:
+        idx = bisect.bisect(self._keys, self._hash(key)) % len(self._keys)
+        return self._owners[idx]
+
+
+class LearnerMemory:
+    """Client side: finds (or creates) the named actors and routes each learner to its owner."""
+
+    def __init__(self, config: MemoryConfig, namespace: str | None = None) -> None:
+        self.config = config
+        self._ring = HashRing(config.actors)
+        remote_cls = ray.remote(LearnerMemoryActor)
+        self._actors = [
+            remote_cls.options(
+                name=f"{config.name_prefix}-{i}", namespace=namespace, get_if_exists=True, lifetime="detached",
+                max_restarts=-1, max_task_retries=-1, max_concurrency=config.max_concurrency,
+                num_cpus=config.num_cpus,
+            ).remote(config)
+            for i in range(config.actors)
+        ]
+
+    def actor_for(self, learner_id: str) -> Any:
+        return self._actors[self._ring.owner(learner_id)]
+
+    def get(self, learner_id: str) -> Any:
+        """ObjectRef of LearnerContext | None (await it, or ray.get)."""
+        return self.actor_for(learner_id).get.remote(learner_id)
+
+    def apply(self, learner_id: str, update: LearnerUpdate) -> Any:
+        """ObjectRef of (LearnerContext, applied)."""
+        return self.actor_for(learner_id).apply.remote(learner_id, update)
+
+    @property
+    def actors(self) -> list[Any]:
+        return list(self._actors)

@@ -1,0 +1,177 @@
+"""Durable learner stores behind one interface: Redis (production) and SQLite in WAL mode (embedded default).
+
+``apply`` is atomic and idempotent: it reads the context, applies the update function, and commits the new
+context together with the update's turn id in one transaction (Redis WATCH/MULTI/EXEC over the learner's hash
+and its turn set; SQLite BEGIN IMMEDIATE). A turn id seen before changes nothing. It returns only once the
+write is durable (Redis with ``appendfsync always``; SQLite with ``synchronous=FULL``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
+
+UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
+#: Turn ids kept per learner for idempotency (a retry arrives seconds after the original, not weeks).
+TURN_IDS_KEPT = 5000
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached or did not confirm the write; nothing was applied. Retry later."""
+
+
+class StoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="Embedded SQLite (WAL) or Redis.")
+    sqlite_path: str = Field(default="~/.cache/tutor-cluster/learners.db", description="SQLite file (WAL mode).")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (AOF with appendfsync always).")
+    timeout_s: float = Field(default=2.0, gt=0, description="Per-operation timeout; beyond it: 503 + Retry-After.")
+    key_prefix: str = Field(default="tc", description="Namespace of Redis keys.")
+
+
+class LearnerStore(Protocol):
+    def get(self, learner_id: str) -> LearnerContext | None: ...
+
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, timeout_s: float = 1.0) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS learners (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ctx TEXT NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS turns (learner_id TEXT NOT NULL, turn_id TEXT NOT NULL, at REAL NOT NULL, "
+            "PRIMARY KEY (learner_id, turn_id))")
+
+    def get(self, learner_id: str) -> LearnerContext | None:
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT ctx FROM learners WHERE id = ?", (learner_id,)).fetchone()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+        return LearnerContext.model_validate_json(row[0]) if row else None
+
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute("SELECT ctx FROM learners WHERE id = ?", (learner_id,)).fetchone()
+                    current = LearnerContext.model_validate_json(row[0]) if row else None
+                    seen = self._db.execute("SELECT 1 FROM turns WHERE learner_id = ? AND turn_id = ?",
+                                            (learner_id, update.turn_id)).fetchone()
+                    if seen and current is not None:
+                        self._db.execute("ROLLBACK")
+                        return current, False
+                    new = fn(current, update)
+                    self._db.execute(
+                        "INSERT INTO learners (id, version, ctx) VALUES (?, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET version = excluded.version, ctx = excluded.ctx",
+                        (learner_id, new.version, new.model_dump_json()))
+                    self._db.execute("INSERT INTO turns (learner_id, turn_id, at) VALUES (?, ?, ?)",
+                                     (learner_id, update.turn_id, time.time()))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+        return new, True
+
+    def ping(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RedisStore:
+    """One hash per learner (``ctx`` JSON + ``version``) and a sorted set of applied turn ids."""
+
+    def __init__(self, url: str, timeout_s: float = 1.0, prefix: str = "tc") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                           health_check_interval=0)
+        self._errors = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError,
+                        redis.exceptions.ResponseError)
+        self._watch_error = redis.WatchError
+        self._prefix = prefix
+
+    def _keys(self, learner_id: str) -> tuple[str, str]:
+        base = f"{self._prefix}:learner:{{{learner_id}}}"  # hash tag: both keys on one cluster slot
+        return base, base + ":turns"
+
+    def get(self, learner_id: str) -> LearnerContext | None:
+        key, _ = self._keys(learner_id)
+        try:
+            raw = self._redis.hget(key, "ctx")
+        except self._errors as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return LearnerContext.model_validate_json(raw) if raw else None
+
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]:
+        key, turns = self._keys(learner_id)
+        try:
+            with self._redis.pipeline() as pipe:
+                while True:
+                    try:
+                        pipe.watch(key, turns)
+                        raw = pipe.hget(key, "ctx")
+                        current = LearnerContext.model_validate_json(raw) if raw else None
+                        if current is not None and pipe.zscore(turns, update.turn_id) is not None:
+                            pipe.unwatch()
+                            return current, False
+                        new = fn(current, update)
+                        pipe.multi()
+                        pipe.hset(key, mapping={"ctx": new.model_dump_json(), "version": new.version})
+                        pipe.zadd(turns, {update.turn_id: time.time()})
+                        pipe.zremrangebyrank(turns, 0, -TURN_IDS_KEPT - 1)
+                        pipe.execute()  # EXEC returns after the AOF fsync (appendfsync always)
+                        return new, True
+                    except self._watch_error:
+                        continue  # another writer won the race: re-read and re-apply
+        except self._errors as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except self._errors:
+            return False
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_store(config: StoreConfig) -> LearnerStore:
+    if config.backend == "redis":
+        return RedisStore(config.redis_url, config.timeout_s, config.key_prefix)
+    return SQLiteStore(config.sqlite_path, config.timeout_s)
+
