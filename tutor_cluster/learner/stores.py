@@ -43,6 +43,8 @@ class LearnerStore(Protocol):
 
     def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]: ...
 
+    def applied_turns(self, learner_id: str) -> set[str]: ...
+
     def ping(self) -> bool: ...
 
     def close(self) -> None: ...
@@ -97,6 +99,12 @@ class SQLiteStore:
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return new, True
+
+    def applied_turns(self, learner_id: str) -> set[str]:
+        """Turn ids applied to this learner (audit; idempotency window)."""
+        with self._lock:
+            rows = self._db.execute("SELECT turn_id FROM turns WHERE learner_id = ?", (learner_id,)).fetchall()
+        return {r[0] for r in rows}
 
     def ping(self) -> bool:
         try:
@@ -157,6 +165,14 @@ class RedisStore:
                         return new, True
                     except self._watch_error:
                         continue  # another writer won the race: re-read and re-apply
+        except self._errors as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def applied_turns(self, learner_id: str) -> set[str]:
+        """Turn ids applied to this learner (audit; the last TURN_IDS_KEPT)."""
+        _, turns = self._keys(learner_id)
+        try:
+            return {t.decode() for t in self._redis.zrange(turns, 0, -1)}
         except self._errors as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
