@@ -77,3 +77,22 @@ def test_unknown_exercise_and_hostile_maths_name_the_field(exercises) -> None:
     with pytest.raises(EdgeInputError) as exc:
         analyse("9**9**9**9", "frac-add-1", exercises, EdgeConfig())
     assert exc.value.field == "message"
+
+
+@pytest.mark.parametrize(
+    ("exercise_id", "answer", "tag"),
+    [("frac-add-1", "2/6", "added_denominators"), ("frac-add-1", "1/3", "added_denominators"),
+     ("lin-eq-1", "x = 5", "sign_error"), ("lin-eq-1", "5 = x", "sign_error"), ("lin-eq-1", "x=8", "inverse_operation")],
+)
+def test_wrong_maths_answers_are_tagged_with_misconceptions(exercises, exercise_id, answer, tag) -> None:
+    result = analyse(answer, exercise_id, exercises, EdgeConfig())
+    assert result.signals.check.correct is False and result.signals.check.misconceptions == [tag]
+    assert result.reply is not None
+
+
+def test_code_misconceptions_are_tagged(exercises) -> None:
+    code = "def total(xs):\n    s = 0\n    for i in range(1, len(xs)):\n        s += xs[i]\n    return s\n"
+    check = analyse(code, "py-loop-1", exercises, EdgeConfig()).signals.check
+    assert check.misconceptions == ["off_by_one"]
+    right = analyse("0.75", "frac-add-1", exercises, EdgeConfig()).signals.check
+    assert right.misconceptions == []

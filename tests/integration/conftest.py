@@ -48,7 +48,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
+def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     key, chat_key = new_key(), new_key()
     port = _free_port()
@@ -60,6 +60,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
         f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
         f"catalogue: {REPO_CONFIGS / 'models.yaml'}\n"
         f"exercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
+        "learner:\n  actors: 2\n"
+        f"  store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
     )
     log = tmp / "up.log"
     env = {k: v for k, v in os.environ.items() if k != "TUTOR_API_KEY"}

@@ -49,3 +49,16 @@ def test_cost_uses_catalogue_prices(catalogue) -> None:
     small, core = catalogue.get("tutor-small"), catalogue.get("tutor-core")
     assert small.cost(1000, 1000) == pytest.approx(small.price_per_1k_input + small.price_per_1k_output)
     assert core.cost(100, 50) > small.cost(100, 50) > 0
+
+
+def test_struggling_learners_get_the_core_model(catalogue) -> None:
+    from tutor_cluster.routing.policies import LearnerFeatures
+
+    policy = build_policy(RoutingConfig(), catalogue)
+    easy = _signals(complexity=0.05)
+    assert policy.decide(easy, LearnerFeatures(mastery=0.5, attempts=1, misconceptions=0)).tier == "small"
+    repeated = policy.decide(easy, LearnerFeatures(mastery=0.5, attempts=2, misconceptions=2))
+    assert repeated.tier == "core" and "misconceptions" in repeated.reason and repeated.features["misconceptions"] == 2
+    low = policy.decide(easy, LearnerFeatures(mastery=0.1, attempts=4, misconceptions=0))
+    assert low.tier == "core" and "mastery" in low.reason
+    assert policy.decide(easy, LearnerFeatures(mastery=0.1, attempts=2)).tier == "small"  # too early to tell

@@ -39,6 +39,8 @@ class TurnRequest(BaseModel):
     exercise_id: str | None = Field(default=None, pattern=_ID, description="Exercise being answered, if any.")
     mode: Literal["practice", "explain"] = Field(default="practice", description="practice: guide, don't reveal.")
     stream: bool = Field(default=False, description="Answer as server-sent events.")
+    turn_id: str | None = Field(default=None, pattern=_ID,
+                                description="Idempotency key: a retried turn with the same id updates memory once.")
 
     check_message_blank = field_validator("message")(_not_blank)
 
@@ -54,6 +56,19 @@ class Cost(BaseModel):
     currency: str
 
 
+class MasteryChange(BaseModel):
+    skill: str
+    before: float = Field(description="P(known) before this answer (BKT).")
+    after: float = Field(description="P(known) after it.")
+    mastered: bool
+    threshold: float
+
+
+class MemoryReceipt(BaseModel):
+    version: int = Field(description="The learner context's version after this turn.")
+    applied: bool = Field(description="False when this turn_id had been applied before (a retry).")
+
+
 class TurnResponse(BaseModel):
     turn_id: str
     reply: str
@@ -63,6 +78,8 @@ class TurnResponse(BaseModel):
     intent: str
     skill: str | None
     check: Check | None = Field(default=None, description="Deterministic answer check, when one ran.")
+    mastery: MasteryChange | None = Field(default=None, description="Mastery change, for graded answers.")
+    memory: MemoryReceipt | None = Field(default=None, description="Learner memory write (durable before this reply).")
     usage: Usage
     cost: Cost
     latency_ms: dict[str, float | None] = Field(description="Milliseconds per tier: gateway, edge, router, core, total.")
@@ -142,6 +159,24 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class SkillView(BaseModel):
+    mastery: float
+    attempts: int
+    correct: int
+    mastered: bool
+
+
+class LearnerView(BaseModel):
+    learner_id: str
+    version: int
+    skills: dict[str, SkillView]
+    misconceptions: dict[str, dict[str, Any]]
+    preferences: dict[str, Any]
+    recent: list[dict[str, Any]]
+    created_at: float
+    updated_at: float
 
 
 def error_body(type_: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from tutor_cluster.api.auth import AuthConfig
 from tutor_cluster.config.deployment import DeploymentOptions
 from tutor_cluster.edge.analysis import EdgeConfig
 from tutor_cluster.edge.exercises import ExerciseSet
+from tutor_cluster.learner.memory import MemoryConfig
 from tutor_cluster.routing.catalogue import Catalogue
 from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy
 
@@ -70,6 +71,7 @@ class Settings(BaseModel):
     edge: EdgeConfig = Field(default_factory=EdgeConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     deployments: TierDeployments = Field(default_factory=TierDeployments)
+    learner: MemoryConfig = Field(default_factory=MemoryConfig, description="Learner memory: actors, store, BKT.")
     catalogue: Catalogue = Field(description="Model catalogue (inline, or a file path relative to this file).")
     exercises: ExerciseSet = Field(default_factory=ExerciseSet, description="Exercise set (inline or a file path).")
 

@@ -74,19 +74,36 @@ def _intent(text: str, exercise: Exercise | None, skill: str | None) -> Intent:
     return "question"
 
 
+def _math_misconceptions(exercise: Exercise, answer: str) -> list[str]:
+    tags = []
+    for m in exercise.misconceptions:
+        if m.answer is not None:
+            try:
+                if maths.equivalent(answer, m.answer).correct:
+                    tags.append(m.tag)
+            except maths.MathInputError:
+                continue
+    return tags
+
+
+def _code_misconceptions(exercise: Exercise, code: str) -> list[str]:
+    return [m.tag for m in exercise.misconceptions if m.pattern is not None and re.search(m.pattern, code)]
+
+
 def _check(exercise: Exercise, answer: str) -> Check:
     if exercise.kind == "math":
         try:
             verdict = maths.equivalent(answer, exercise.answer, require_solved=exercise.solve)
         except maths.MathInputError as exc:
             raise EdgeInputError("message", f"cannot check this maths answer: {exc}") from exc
+        tags = [] if verdict.correct else _math_misconceptions(exercise, answer)
         if not verdict.solved:
             detail = f"'{verdict.normalised}' is not solved yet: finish with the variable alone on one side."
         elif verdict.correct:
             detail = f"'{verdict.normalised}' is equivalent to the expected answer."
         else:
             detail = f"'{verdict.normalised}' is not equivalent to the expected answer."
-        return Check(exercise_id=exercise.id, kind="math", correct=verdict.correct, detail=detail)
+        return Check(exercise_id=exercise.id, kind="math", correct=verdict.correct, detail=detail, misconceptions=tags)
     try:
         syn = code_check.check_syntax(answer)
     except code_check.CodeInputError as exc:
@@ -97,18 +114,26 @@ def _check(exercise: Exercise, answer: str) -> Check:
             detail=f"SyntaxError at line {syn.line}, column {syn.column}: {syn.message}",
             line=syn.line, column=syn.column,
         )
+    tags = _code_misconceptions(exercise, answer)
     if exercise.requires_function and exercise.requires_function not in syn.functions:
         return Check(
             exercise_id=exercise.id, kind="python", correct=False,
             detail=f"The code parses, but defines no function named {exercise.requires_function!r}.",
+            misconceptions=tags,
         )
-    return Check(exercise_id=exercise.id, kind="python", correct=None, detail="The code parses; it needs a review.")
+    return Check(exercise_id=exercise.id, kind="python", correct=None, detail="The code parses; it needs a review.",
+                 misconceptions=tags)
 
 
 def _feedback(exercise: Exercise, check: Check) -> EdgeReply:
     if check.correct:
         return EdgeReply(text=f"Correct! {check.detail} Well done.", reason="edge: answer verified deterministically")
     hint = f" Hint: {exercise.hints[0]}" if exercise.hints else ""
+    known = {m.tag: m.feedback for m in exercise.misconceptions}
+    for tag in check.misconceptions:
+        if known.get(tag):
+            hint = f" {known[tag]}{hint}"
+            break
     return EdgeReply(
         text=f"Not quite. {check.detail}{hint} Try again.",
         reason=f"edge: {check.kind} check settled the answer as incorrect",

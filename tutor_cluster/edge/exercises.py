@@ -15,6 +15,23 @@ class Skill(BaseModel):
     keywords: list[str] = Field(default_factory=list, description="Words that suggest a message is about this skill.")
 
 
+class MisconceptionPattern(BaseModel):
+    """A known wrong answer (maths: any equivalent form) or code pattern (regex), and its tag."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tag: str = Field(pattern=r"^[a-z0-9_]{1,64}$", description="Stable tag, e.g. 'added_denominators'.")
+    answer: str | None = Field(default=None, description="Maths: the wrong answer this misconception produces.")
+    pattern: str | None = Field(default=None, description="Python: a regex that matches the mistake in code.")
+    feedback: str | None = Field(default=None, description="What to tell the learner when it is seen.")
+
+    @model_validator(mode="after")
+    def _one(self) -> "MisconceptionPattern":
+        if (self.answer is None) == (self.pattern is None):
+            raise ValueError(f"misconception {self.tag!r}: give exactly one of 'answer' or 'pattern'")
+        return self
+
+
 class Exercise(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -26,6 +43,8 @@ class Exercise(BaseModel):
     solve: bool = Field(default=False, description="Maths: the answer must be in solved form (x = ...).")
     requires_function: str | None = Field(default=None, description="Python: a top-level function that must be defined.")
     hints: list[str] = Field(default_factory=list, description="Hints, in the order they are given.")
+    misconceptions: list[MisconceptionPattern] = Field(
+        default_factory=list, description="Known wrong answers / code patterns, tagged on wrong attempts.")
 
 
 class ExerciseSet(BaseModel):
@@ -50,3 +69,6 @@ class ExerciseSet(BaseModel):
 
     def get(self, exercise_id: str) -> Exercise | None:
         return self._by_id.get(exercise_id)
+
+    def for_skill(self, skill: str) -> list[Exercise]:
+        return [ex for ex in self.exercises if ex.skill == skill]

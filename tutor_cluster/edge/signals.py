@@ -20,6 +20,7 @@ class Check(BaseModel):
     detail: str = Field(description="What the checker found, in words.")
     line: int | None = None
     column: int | None = None
+    misconceptions: list[str] = Field(default_factory=list, description="Known error patterns seen in the answer.")
 
 
 class EdgeSignals(BaseModel):

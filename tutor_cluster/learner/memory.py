@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 import ray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tutor_cluster.learner.context import (
     LearnerContext,
@@ -38,6 +38,15 @@ class MemoryConfig(BaseModel):
     name_prefix: str = Field(default="learner-memory", description="Actors are named '<prefix>-<i>'.")
     store: StoreConfig = Field(default_factory=StoreConfig)
     policy: MemoryPolicy = Field(default_factory=MemoryPolicy)
+    next_exercise_policy: str = Field(default="lowest_mastery", description="Registered next-exercise policy.")
+    call_timeout_s: float = Field(default=10.0, gt=0, description="Gateway's deadline for one memory call (503 after).")
+
+    @model_validator(mode="after")
+    def _policy_known(self) -> "MemoryConfig":
+        from tutor_cluster.learner import policies
+
+        policies.get(self.next_exercise_policy)
+        return self
 
 
 class LearnerMemoryActor:

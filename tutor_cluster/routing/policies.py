@@ -23,6 +23,16 @@ class Decision(BaseModel):
     features: dict[str, float | str | None] = Field(default_factory=dict, description="What the decision looked at.")
 
 
+class LearnerFeatures(BaseModel):
+    """What routing may know about the learner (from learner memory; no personal data)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mastery: float | None = Field(default=None, description="Mastery of the turn's skill, if known.")
+    attempts: int = Field(default=0, description="Graded attempts at the turn's skill.")
+    misconceptions: int = Field(default=0, description="Misconceptions seen on the turn's skill (total count).")
+
+
 class RulesPolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,6 +41,10 @@ class RulesPolicyConfig(BaseModel):
     )
     small_model: str | None = Field(default=None, description="Model for simple turns (default: first 'small').")
     core_model: str | None = Field(default=None, description="Model for hard turns (default: first 'core').")
+    struggle_misconceptions: int = Field(
+        default=2, ge=1, description="A learner with this many misconceptions on the skill gets the core model.")
+    struggle_attempts: int = Field(default=3, ge=1, description="With at least this many attempts ...")
+    struggle_mastery: float = Field(default=0.3, ge=0, le=1, description="... and mastery below this: core model.")
 
 
 class RoutingConfig(BaseModel):
@@ -43,7 +57,7 @@ class RoutingConfig(BaseModel):
 class RoutingPolicy(Protocol):
     name: str
 
-    def decide(self, signals: EdgeSignals) -> Decision: ...
+    def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision: ...
 
 
 PolicyFactory = Callable[[RoutingConfig, Catalogue], RoutingPolicy]
@@ -103,13 +117,24 @@ class RulesPolicy:
     def _pick(self, model: str, reason: str, features: dict[str, float | str | None]) -> Decision:
         return Decision(tier=self._tiers[model], model=model, reason=reason, features=features)
 
-    def decide(self, signals: EdgeSignals) -> Decision:
+    def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
+        cfg = self._cfg
         features: dict[str, float | str | None] = {
             "intent": signals.intent,
             "complexity": signals.complexity,
-            "threshold": self._cfg.complexity_threshold,
+            "threshold": cfg.complexity_threshold,
             "check": None if signals.check is None else str(signals.check.correct),
+            "mastery": None if learner is None else learner.mastery,
+            "attempts": 0 if learner is None else learner.attempts,
+            "misconceptions": 0 if learner is None else learner.misconceptions,
         }
+        if learner is not None and learner.misconceptions >= cfg.struggle_misconceptions:
+            return self._pick(self._core, f"rules: {learner.misconceptions} misconceptions on this skill "
+                                          f"(>= {cfg.struggle_misconceptions}): the learner is struggling", features)
+        if (learner is not None and learner.mastery is not None and learner.attempts >= cfg.struggle_attempts
+                and learner.mastery < cfg.struggle_mastery):
+            return self._pick(self._core, f"rules: mastery {learner.mastery:.2f} < {cfg.struggle_mastery:.2f} after "
+                                          f"{learner.attempts} attempts: the learner is struggling", features)
         if signals.check is not None and signals.check.correct is None:
             return self._pick(self._core, "rules: submitted code parses but needs a review by the core model", features)
         if signals.complexity >= self._cfg.complexity_threshold:

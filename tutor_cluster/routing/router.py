@@ -16,7 +16,7 @@ from ray import serve
 
 from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
-from tutor_cluster.routing.policies import Decision, RoutingConfig, build_policy
+from tutor_cluster.routing.policies import Decision, LearnerFeatures, RoutingConfig, build_policy
 
 
 class CoreRequest(BaseModel):
@@ -27,6 +27,7 @@ class CoreRequest(BaseModel):
     request_id: str
     messages: list[dict[str, str]]
     signals: EdgeSignals
+    learner: LearnerFeatures | None = Field(default=None, description="Learner state the policy may use.")
     model: str | None = Field(default=None, description="Catalogue model pinned by the client; None lets the policy pick.")
     max_tokens: int | None = None
     temperature: float | None = None
@@ -73,7 +74,7 @@ class RouterCore:
         if request.model is not None:
             entry = self._entry(request.model)
             return Decision(tier=entry.tier, model=entry.name, reason="pinned: the client named this model")
-        return self._policy.decide(request.signals)
+        return self._policy.decide(request.signals, request.learner)
 
     def _entry(self, name: str) -> ModelEntry:
         entry = self._catalogue.get(name)
