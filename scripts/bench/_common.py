@@ -62,8 +62,10 @@ async def closed_loop(
     }
 
 
-def wrk_post(url: str, body: dict, headers: dict[str, str], *, connections: int, seconds: int) -> dict[str, float]:
+def wrk_post(url: str, body: dict, headers: dict[str, str], *, connections: int, seconds: int,
+             vary_learner: int = 0) -> dict[str, float]:
     """POST load with wrk (C, one thread: far cheaper than a Python client on 2 shared cores).
+    With ``vary_learner`` N, each request's ``learner_id`` is drawn from N learners (as real traffic is).
     Bounded in time; returns req/s, p50/p99 ms and the count of non-2xx answers."""
     import json as _json
     import re
@@ -73,6 +75,10 @@ def wrk_post(url: str, body: dict, headers: dict[str, str], *, connections: int,
     lua = "wrk.method = 'POST'\nwrk.body = [[" + _json.dumps(body) + "]]\n"
     for k, v in {"Content-Type": "application/json", **headers}.items():
         lua += f"wrk.headers['{k}'] = '{v}'\n"
+    if vary_learner:
+        head, tail = _json.dumps({**body, "learner_id": "@@"}).split('"@@"')
+        lua += (f"request = function()\n  local b = [[{head}]] .. '\"bench-' .. math.random({vary_learner}) .. "
+                f"'\"' .. [[{tail}]]\n  return wrk.format(nil, nil, nil, b)\nend\n")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(lua)
     out = subprocess.run(

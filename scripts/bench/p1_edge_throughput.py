@@ -30,6 +30,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1500, help="requests per round without wrk")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--learners", type=int, default=1000, help="learner ids drawn per request (wrk mode)")
+    ap.add_argument("--store", choices=["sqlite", "redis"], default="sqlite",
+                    help="learner store; redis needs --redis-url (a server with appendfsync always)")
+    ap.add_argument("--redis-url", default=None)
     ap.add_argument("--port", type=int, default=8311)
     args = ap.parse_args()
 
@@ -45,7 +49,14 @@ def main() -> None:
     from tutor_cluster.config.settings import load_settings
 
     key = new_key()
-    settings = load_settings()
+    env = {}
+    if args.store == "redis":
+        env["TUTOR__LEARNER__STORE__BACKEND"] = "redis"
+        env["TUTOR__LEARNER__STORE__REDIS_URL"] = args.redis_url or "redis://127.0.0.1:6379/0"
+    else:
+        import tempfile
+        env["TUTOR__LEARNER__STORE__SQLITE_PATH"] = str(Path(tempfile.mkdtemp()) / "bench-learners.db")
+    settings = load_settings(env={**os.environ, **env})
     settings = settings.model_copy(update={"auth": AuthConfig(api_keys=[ApiKey(id="bench", sha256=hash_key(key))])})
     gw, ed = settings.deployments.gateway, settings.deployments.edge
 
@@ -88,10 +99,11 @@ def main() -> None:
         results: dict[str, list[dict]] = {"bare": [], "gateway": []}
         targets = (("bare", f"{base}/bare", {}), ("gateway", f"{base}/v1/tutor/turns", headers))
         for _, url, hdrs in targets:  # warm-up
-            wrk_post(url, turn, hdrs, connections=args.concurrency, seconds=3)
+            wrk_post(url, turn, hdrs, connections=args.concurrency, seconds=3, vary_learner=args.learners)
         for _ in range(args.rounds):
             for name, url, hdrs in targets:
-                res = wrk_post(url, turn, hdrs, connections=args.concurrency, seconds=args.seconds)
+                res = wrk_post(url, turn, hdrs, connections=args.concurrency, seconds=args.seconds,
+                               vary_learner=args.learners)
                 results[name].append(res)
                 print(f"  {name:8s} {res['rps']:7.1f} req/s  p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms"
                       f"  errors {res['errors']}", flush=True)

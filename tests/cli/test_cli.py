@@ -50,3 +50,43 @@ def test_keys_new_prints_a_hash_that_matches_the_key() -> None:
 
 def test_policies_lists_rules() -> None:
     assert "rules" in _cli("policies").stdout.split()
+
+
+def test_learner_fit_bkt_recovers_parameters_from_a_log(tmp_path) -> None:
+    import json
+    import random
+
+    import yaml
+
+    from tutor_cluster.learner.context import MemoryPolicy
+
+    rng = random.Random(5)
+    truth = {"prior": 0.2, "learn": 0.15, "guess": 0.2, "slip": 0.1}
+    lines = []
+    for learner in range(400):  # simulate BKT learners on one skill
+        known = rng.random() < truth["prior"]
+        for _ in range(15):
+            correct = rng.random() < (1 - truth["slip"] if known else truth["guess"])
+            lines.append(json.dumps({"learner_id": f"l{learner}", "skill": "fractions.add", "correct": correct}))
+            known = known or rng.random() < truth["learn"]
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(lines))
+    proc = _cli("learner", "fit-bkt", str(log))
+    assert proc.returncode == 0, proc.stderr
+    block = yaml.safe_load(proc.stdout)
+    policy = MemoryPolicy.model_validate(block["learner"]["policy"])  # pastes straight into settings
+    fitted = policy.bkt_by_skill["fractions.add"]
+    assert abs(fitted.learn - truth["learn"]) < 0.05 and abs(fitted.guess - truth["guess"]) < 0.05
+    assert abs(fitted.slip - truth["slip"]) < 0.05 and abs(fitted.prior - truth["prior"]) < 0.08
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ('{"learner_id": "a", "skill": "s", "correct": true}\n{"learner_id": "a", "skill": "s"', ":2: not JSON"),
+    ('{"learner_id": "a", "skill": "s", "correct": "yes"}', ":1: field 'correct'"),
+    ("", "no interactions"),
+])
+def test_learner_fit_bkt_bad_log_exits_2_naming_the_line(tmp_path, content, needle) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(content)
+    proc = _cli("learner", "fit-bkt", str(log))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr

@@ -179,5 +179,5 @@ def test_cached_reads_survive_a_store_outage(ray_local, tmp_path, redis_server) 
             ray.get(memory.get("never-cached"), timeout=30)
     finally:
         redis_server.start()
-    ctx, applied = ray.get(memory.apply("c1", LearnerUpdate(turn_id="b", skill="s", correct=True)))
+    _, ctx, applied = ray.get(memory.apply("c1", LearnerUpdate(turn_id="b", skill="s", correct=True)))
     assert applied and ctx.skills["s"].attempts == 2  # the refused update was not half-written

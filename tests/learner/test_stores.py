@@ -27,12 +27,15 @@ def store(request, tmp_path, redis_server):
 
 
 def test_apply_is_versioned_and_idempotent(store) -> None:
-    ctx, applied = store.apply("ana", LearnerUpdate(turn_id="t1", skill="fractions.add", correct=True), _fn("ana"))
-    assert applied and ctx.version == 1 and ctx.skills["fractions.add"].attempts == 1
-    again, applied = store.apply("ana", LearnerUpdate(turn_id="t1", skill="fractions.add", correct=True), _fn("ana"))
+    before, ctx, applied = store.apply("ana", LearnerUpdate(turn_id="t1", skill="fractions.add", correct=True),
+                                       _fn("ana"))
+    assert applied and before is None and ctx.version == 1 and ctx.skills["fractions.add"].attempts == 1
+    _, again, applied = store.apply("ana", LearnerUpdate(turn_id="t1", skill="fractions.add", correct=True),
+                                    _fn("ana"))
     assert not applied and again == ctx
-    ctx2, applied = store.apply("ana", LearnerUpdate(turn_id="t2", skill="fractions.add", correct=False), _fn("ana"))
-    assert applied and ctx2.version == 2 and ctx2.skills["fractions.add"].attempts == 2
+    before2, ctx2, applied = store.apply("ana", LearnerUpdate(turn_id="t2", skill="fractions.add", correct=False),
+                                         _fn("ana"))
+    assert applied and before2 == ctx and ctx2.version == 2 and ctx2.skills["fractions.add"].attempts == 2
     assert store.get("ana") == ctx2
     assert store.get("nobody") is None
 
@@ -46,7 +49,7 @@ def test_concurrent_updates_equal_sequential_application(store) -> None:
         for i in range(40):
             learner = learners[(worker + i) % len(learners)]
             turn = f"w{worker}-{i}"
-            ctx, applied = store.apply(learner, LearnerUpdate(turn_id=turn, skill="s", correct=i % 3 != 0),
+            _, ctx, applied = store.apply(learner, LearnerUpdate(turn_id=turn, skill="s", correct=i % 3 != 0),
                                        _fn(learner))
             assert applied
             with lock:

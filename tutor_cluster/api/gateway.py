@@ -131,8 +131,8 @@ class GatewayService:
     async def set_preferences(self, learner_id: str, prefs: Preferences, key: str | None) -> LearnerView:
         await self._known_learner(learner_id)
         update = LearnerUpdate(turn_id=key or f"prefs-{uuid.uuid4().hex}", preferences=prefs)
-        ctx, _ = await self._memory_call(self._memory.apply(learner_id, update))
-        return self.learner_view(ctx)
+        result = await self._memory_call(self._memory.apply(learner_id, update))
+        return self.learner_view(result.after)
 
     async def next_exercise(self, learner_id: str) -> Recommendation:
         ctx = await self._known_learner(learner_id)
@@ -164,9 +164,11 @@ class GatewayService:
         return LearnerFeatures(mastery=state.mastery if state else None, attempts=state.attempts if state else 0,
                                misconceptions=wrongs)
 
-    async def _remember(self, body: TurnRequest, turn_id: str, edge: EdgeResult,
-                        before: LearnerContext | None) -> tuple[LearnerContext, MemoryReceipt, MasteryChange | None]:
-        """Write the turn to learner memory (durable before the reply): graded outcome, misconceptions, summary."""
+    async def _remember(self, body: TurnRequest, turn_id: str,
+                        edge: EdgeResult) -> tuple[LearnerContext | None, LearnerContext, MemoryReceipt,
+                                                   MasteryChange | None]:
+        """Write the turn to learner memory (durable before the reply): graded outcome, misconceptions, summary.
+        One actor call returns the context before and after."""
         sig = edge.signals
         check = sig.check
         graded = check is not None and check.correct is not None and sig.skill is not None
@@ -176,7 +178,7 @@ class GatewayService:
             summary=TurnSummary(turn_id=turn_id, at=time.time(), skill=sig.skill, intent=sig.intent,
                                 correct=check.correct if check else None, summary=sig.text[:200]),
         )
-        after, applied = await self._memory_call(self._memory.apply(body.learner_id, update))
+        before, after, applied = await self._memory_call(self._memory.apply(body.learner_id, update))
         change = None
         if graded and sig.skill in after.skills:
             policy = self.settings.learner.policy
@@ -185,7 +187,7 @@ class GatewayService:
             now = after.skills[sig.skill].mastery
             change = MasteryChange(skill=sig.skill, before=was if applied else now, after=now,
                                    mastered=now >= policy.mastery_threshold, threshold=policy.mastery_threshold)
-        return after, MemoryReceipt(version=after.version, applied=applied), change
+        return before, after, MemoryReceipt(version=after.version, applied=applied), change
 
     # ---------------------------------------------------------------- tiers
     async def _analyse(self, message: str, exercise_id: str | None) -> tuple[EdgeResult, float]:
@@ -250,9 +252,8 @@ class GatewayService:
     async def turn(self, body: TurnRequest) -> TurnResponse | AsyncIterator[str]:
         t0 = self._clock()
         turn_id = body.turn_id or uuid.uuid4().hex
-        before = await self._context(body.learner_id)
         edge, edge_ms = await self._analyse(body.message, body.exercise_id)
-        after, receipt, change = await self._remember(body, turn_id, edge, before)
+        before, after, receipt, change = await self._remember(body, turn_id, edge)
         extra = {"memory": receipt, "mastery": change}
         if edge.reply is not None:
             response = self._edge_turn(turn_id, edge, edge.reply, edge_ms, t0).model_copy(update=extra)

@@ -71,6 +71,24 @@ def keys_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def learner_fit_bkt(args: argparse.Namespace) -> int:
+    """Print a `learner.policy.bkt_by_skill` settings block fitted from the log."""
+    from pathlib import Path
+
+    import yaml
+
+    from tutor_cluster.learner.fitting import LogError, fit_log
+
+    try:
+        fitted = fit_log(Path(args.log), fit_forget=args.fit_forget)
+    except LogError as exc:
+        raise CliError(str(exc), 2) from None
+    block = {"learner": {"policy": {"bkt_by_skill": {
+        skill: {k: round(v, 6) for k, v in p.model_dump().items()} for skill, p in fitted.items()}}}}
+    print(yaml.safe_dump(block, sort_keys=False), end="")
+    return 0
+
+
 def policies(args: argparse.Namespace) -> int:
     from tutor_cluster.routing.policies import registered_policies
 

@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     hsh = keys_sub.add_parser("hash", help="print the SHA-256 of a key read from stdin")
     hsh.set_defaults(func=commands.keys_hash)
 
+    learner = sub.add_parser("learner", help="learner memory")
+    learner_sub = learner.add_subparsers(dest="learner_command", required=True, parser_class=_Parser)
+    fitp = learner_sub.add_parser("fit-bkt", help="fit BKT parameters per skill by EM from an interaction log")
+    fitp.add_argument("log", help="JSON lines: {learner_id, skill, correct}, in time order")
+    fitp.add_argument("--fit-forget", action="store_true", help="also fit P(forget) (default: fixed at 0)")
+    fitp.set_defaults(func=commands.learner_fit_bkt)
+
     pol = sub.add_parser("policies", help="list registered routing policies")
     pol.set_defaults(func=commands.policies)
     return p

@@ -25,7 +25,7 @@ from tutor_cluster.learner.context import (
     apply_update,
     new_context,
 )
-from tutor_cluster.learner.stores import StoreConfig, StoreUnavailable, open_store
+from tutor_cluster.learner.stores import Applied, StoreConfig, StoreUnavailable, open_store
 
 
 class MemoryConfig(BaseModel):
@@ -95,8 +95,8 @@ class LearnerMemoryActor:
             self._cache_put(ctx)
         return ctx
 
-    def apply(self, learner_id: str, update: LearnerUpdate) -> tuple[LearnerContext, bool]:
-        """Apply durably, then cache. Returns (context, applied); applied is False for a repeated turn id."""
+    def apply(self, learner_id: str, update: LearnerUpdate) -> Applied:
+        """Apply durably, then cache. Returns (before, after, applied); applied is False for a repeated turn id."""
         policy = self._config.policy
 
         def fn(current: LearnerContext | None, upd: LearnerUpdate) -> LearnerContext:
@@ -104,13 +104,13 @@ class LearnerMemoryActor:
 
         with self._lock_for(learner_id):
             try:
-                ctx, applied = self._store.apply(learner_id, update, fn)
+                result = self._store.apply(learner_id, update, fn)
             except StoreUnavailable:
                 self._stats["store_errors"] += 1
                 raise
-            self._cache_put(ctx)
-        self._stats["applied" if applied else "duplicates"] += 1
-        return ctx, applied
+            self._cache_put(result.after)
+        self._stats["applied" if result.applied else "duplicates"] += 1
+        return result
 
     def stats(self) -> dict[str, int]:
         with self._cache_lock:
@@ -161,7 +161,7 @@ class LearnerMemory:
         return self.actor_for(learner_id).get.remote(learner_id)
 
     def apply(self, learner_id: str, update: LearnerUpdate) -> Any:
-        """ObjectRef of (LearnerContext, applied)."""
+        """ObjectRef of :class:`Applied` (before, after, applied)."""
         return self.actor_for(learner_id).apply.remote(learner_id, update)
 
     @property

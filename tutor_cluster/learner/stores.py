@@ -13,13 +13,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
 
 UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
+
+
+class Applied(NamedTuple):
+    """Result of ``apply``: the context before and after, and whether this turn id was new."""
+
+    before: LearnerContext | None
+    after: LearnerContext
+    applied: bool
 #: Turn ids kept per learner for idempotency (a retry arrives seconds after the original, not weeks).
 TURN_IDS_KEPT = 5000
 
@@ -41,7 +49,7 @@ class StoreConfig(BaseModel):
 class LearnerStore(Protocol):
     def get(self, learner_id: str) -> LearnerContext | None: ...
 
-    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]: ...
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> Applied: ...
 
     def applied_turns(self, learner_id: str) -> set[str]: ...
 
@@ -72,7 +80,7 @@ class SQLiteStore:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return LearnerContext.model_validate_json(row[0]) if row else None
 
-    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]:
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> Applied:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -83,7 +91,7 @@ class SQLiteStore:
                                             (learner_id, update.turn_id)).fetchone()
                     if seen and current is not None:
                         self._db.execute("ROLLBACK")
-                        return current, False
+                        return Applied(current, current, False)
                     new = fn(current, update)
                     self._db.execute(
                         "INSERT INTO learners (id, version, ctx) VALUES (?, ?, ?) "
@@ -98,7 +106,7 @@ class SQLiteStore:
                     raise
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
-        return new, True
+        return Applied(current, new, True)
 
     def applied_turns(self, learner_id: str) -> set[str]:
         """Turn ids applied to this learner (audit; idempotency window)."""
@@ -144,7 +152,7 @@ class RedisStore:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return LearnerContext.model_validate_json(raw) if raw else None
 
-    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> tuple[LearnerContext, bool]:
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> Applied:
         key, turns = self._keys(learner_id)
         try:
             with self._redis.pipeline() as pipe:
@@ -155,14 +163,14 @@ class RedisStore:
                         current = LearnerContext.model_validate_json(raw) if raw else None
                         if current is not None and pipe.zscore(turns, update.turn_id) is not None:
                             pipe.unwatch()
-                            return current, False
+                            return Applied(current, current, False)
                         new = fn(current, update)
                         pipe.multi()
                         pipe.hset(key, mapping={"ctx": new.model_dump_json(), "version": new.version})
                         pipe.zadd(turns, {update.turn_id: time.time()})
                         pipe.zremrangebyrank(turns, 0, -TURN_IDS_KEPT - 1)
                         pipe.execute()  # EXEC returns after the AOF fsync (appendfsync always)
-                        return new, True
+                        return Applied(current, new, True)
                     except self._watch_error:
                         continue  # another writer won the race: re-read and re-apply
         except self._errors as exc:
