@@ -10,23 +10,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Header, Path, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Header, Path
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
-from ray.exceptions import RayError
-from starlette.exceptions import HTTPException
 
 from tutor_cluster.api.auth import Authenticator
+from tutor_cluster.api.errors import ApiError, install_error_handlers
+from tutor_cluster.api.learners import LearnerService
 from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.protocol import (
     ChatCompletionRequest,
     Cost,
     ErrorResponse,
     LearnerView,
-    MasteryChange,
-    MemoryReceipt,
-    SkillView,
     ModelCard,
     ModelList,
     TurnRequest,
@@ -38,37 +34,15 @@ from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
 from tutor_cluster.edge.deployment import EdgeRejection
 from tutor_cluster.edge.signals import EdgeReply, EdgeResult
-from tutor_cluster.learner import policies as learner_policies
-from tutor_cluster.learner.context import LearnerContext, LearnerUpdate, Preferences, TurnSummary
+from tutor_cluster.learner.context import LearnerContext, Preferences
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.learner.policies import Recommendation
-from tutor_cluster.learner.stores import StoreUnavailable
 from tutor_cluster.routing.policies import LearnerFeatures
 from tutor_cluster.routing.router import CoreRequest
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 502, 503, 504)}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, type_: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.type, self.message, self.field = status, type_, message, field
-        self.headers = headers or {}
-
-
-#: Seconds a client should wait before retrying when learner memory is unavailable.
-MEMORY_RETRY_AFTER_S = 2
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = list(loc[1:]) if loc and loc[0] in ("body", "path", "query", "header") else list(loc)
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "body"
 
 
 def _ms(seconds: float) -> float:
@@ -88,106 +62,9 @@ class GatewayService:
         self.settings = settings
         self._edge = edge
         self._router = router
-        self._memory = memory
+        self.learners = LearnerService(settings, memory)
         self._clock = clock
         self._timeout = settings.server.request_timeout_s
-        self._next_exercise = learner_policies.get(settings.learner.next_exercise_policy)
-
-    # ---------------------------------------------------------------- learner memory
-    async def _memory_call(self, ref: Any) -> Any:
-        async def wait() -> Any:
-            return await ref
-
-        try:
-            return await asyncio.wait_for(wait(), self.settings.learner.call_timeout_s)
-        except (StoreUnavailable, TimeoutError, RayError) as exc:
-            raise ApiError(503, "memory_unavailable",
-                           f"learner memory is unavailable ({type(exc).__name__}); nothing was written, retry shortly",
-                           headers={"Retry-After": str(MEMORY_RETRY_AFTER_S)}) from None
-
-    async def _context(self, learner_id: str) -> LearnerContext | None:
-        return await self._memory_call(self._memory.get(learner_id))
-
-    async def _known_learner(self, learner_id: str) -> LearnerContext:
-        ctx = await self._context(learner_id)
-        if ctx is None:
-            raise ApiError(404, "not_found", f"unknown learner {learner_id!r}", "learner_id")
-        return ctx
-
-    def learner_view(self, ctx: LearnerContext) -> LearnerView:
-        threshold = self.settings.learner.policy.mastery_threshold
-        return LearnerView(
-            learner_id=ctx.learner_id, version=ctx.version,
-            skills={k: SkillView(mastery=v.mastery, attempts=v.attempts, correct=v.correct,
-                                 mastered=v.mastery >= threshold) for k, v in ctx.skills.items()},
-            misconceptions={k: v.model_dump() for k, v in ctx.misconceptions.items()},
-            preferences=ctx.preferences.model_dump(exclude_none=True),
-            recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
-        )
-
-    async def learner(self, learner_id: str) -> LearnerView:
-        return self.learner_view(await self._known_learner(learner_id))
-
-    async def set_preferences(self, learner_id: str, prefs: Preferences, key: str | None) -> LearnerView:
-        await self._known_learner(learner_id)
-        update = LearnerUpdate(turn_id=key or f"prefs-{uuid.uuid4().hex}", preferences=prefs)
-        result = await self._memory_call(self._memory.apply(learner_id, update))
-        return self.learner_view(result.after)
-
-    async def next_exercise(self, learner_id: str) -> Recommendation:
-        ctx = await self._known_learner(learner_id)
-        rec = self._next_exercise(ctx, self.settings.exercises, self.settings.learner.policy)
-        if rec is None:
-            raise ApiError(404, "not_found", "every skill with exercises is mastered", "learner_id")
-        return rec
-
-    @staticmethod
-    def _profile(ctx: LearnerContext | None) -> str | None:
-        if ctx is None:
-            return None
-        parts = []
-        if ctx.skills:
-            parts.append("mastery " + ", ".join(f"{k} {v.mastery:.2f}" for k, v in sorted(ctx.skills.items())))
-        if ctx.misconceptions:
-            parts.append("misconceptions " + ", ".join(f"{k} x{v.count}" for k, v in ctx.misconceptions.items()))
-        prefs = ctx.preferences.model_dump(exclude_none=True)
-        if prefs:
-            parts.append("preferences " + ", ".join(f"{k}={v}" for k, v in prefs.items()))
-        if ctx.recent:
-            parts.append("recent turns: " + " | ".join(t.summary[:80] for t in ctx.recent[-3:]))
-        return "; ".join(parts) or None
-
-    @staticmethod
-    def _features(ctx: LearnerContext, skill: str | None) -> LearnerFeatures:
-        state = ctx.skills.get(skill) if skill else None
-        wrongs = sum(m.count for m in ctx.misconceptions.values() if skill is not None and m.skill == skill)
-        return LearnerFeatures(mastery=state.mastery if state else None, attempts=state.attempts if state else 0,
-                               misconceptions=wrongs)
-
-    async def _remember(self, body: TurnRequest, turn_id: str,
-                        edge: EdgeResult) -> tuple[LearnerContext | None, LearnerContext, MemoryReceipt,
-                                                   MasteryChange | None]:
-        """Write the turn to learner memory (durable before the reply): graded outcome, misconceptions, summary.
-        One actor call returns the context before and after."""
-        sig = edge.signals
-        check = sig.check
-        graded = check is not None and check.correct is not None and sig.skill is not None
-        update = LearnerUpdate(
-            turn_id=turn_id, skill=sig.skill if graded else None, correct=check.correct if graded else None,
-            misconceptions=list(check.misconceptions) if check else [],
-            summary=TurnSummary(turn_id=turn_id, at=time.time(), skill=sig.skill, intent=sig.intent,
-                                correct=check.correct if check else None, summary=sig.text[:200]),
-        )
-        before, after, applied = await self._memory_call(self._memory.apply(body.learner_id, update))
-        change = None
-        if graded and sig.skill in after.skills:
-            policy = self.settings.learner.policy
-            prior_state = before.skills.get(sig.skill) if before else None
-            was = prior_state.mastery if prior_state else policy.params(sig.skill).prior
-            now = after.skills[sig.skill].mastery
-            change = MasteryChange(skill=sig.skill, before=was if applied else now, after=now,
-                                   mastered=now >= policy.mastery_threshold, threshold=policy.mastery_threshold)
-        return before, after, MemoryReceipt(version=after.version, applied=applied), change
 
     # ---------------------------------------------------------------- tiers
     async def _analyse(self, message: str, exercise_id: str | None) -> tuple[EdgeResult, float]:
@@ -245,7 +122,7 @@ class GatewayService:
             edge.signals.text, mode=body.mode,
             exercise_prompt=exercise.prompt if exercise else None,
             check_detail=check.detail if check else None,
-            profile=self._profile(ctx),
+            profile=self.learners.profile(ctx),
         )
         return CoreRequest(request_id=turn_id, messages=messages, signals=edge.signals, learner=learner)
 
@@ -253,14 +130,14 @@ class GatewayService:
         t0 = self._clock()
         turn_id = body.turn_id or uuid.uuid4().hex
         edge, edge_ms = await self._analyse(body.message, body.exercise_id)
-        before, after, receipt, change = await self._remember(body, turn_id, edge)
+        before, after, receipt, change = await self.learners.remember(body, turn_id, edge)
         extra = {"memory": receipt, "mastery": change}
         if edge.reply is not None:
             response = self._edge_turn(turn_id, edge, edge.reply, edge_ms, t0).model_copy(update=extra)
             if body.stream:
                 return self._edge_stream(response)
             return response
-        request = self._core_request(turn_id, body, edge, before, self._features(after, edge.signals.skill))
+        request = self._core_request(turn_id, body, edge, before, self.learners.features(after, edge.signals.skill))
         if body.stream:
             return self._turn_stream(turn_id, request, edge, edge_ms, t0, extra)
         text, route, done = await self._collect(request)
@@ -437,9 +314,8 @@ class GatewayService:
 
     async def stats(self) -> dict[str, Any]:
         """Counters of the tiers (of the replicas these calls reach)."""
-        memory = [await self._memory_call(a.stats.remote()) for a in self._memory.actors]
         return {"edge": await self._edge.stats.remote(), "core": await self._router.engine_stats.remote(),
-                "memory": memory}
+                "memory": await self.learners.stats()}
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         tiers: dict[str, Any] = {}
@@ -455,16 +331,12 @@ class GatewayService:
             tiers["router"] = False
             tiers["core"] = {}
         try:
-            tiers["memory"] = bool(await asyncio.wait_for(self._memory_call(self._memory.actors[0].ping.remote()), 5))
+            tiers["memory"] = await asyncio.wait_for(self.learners.ready(), 5)
         except Exception:  # noqa: BLE001
             tiers["memory"] = False
         ok = (tiers["edge"] and tiers["router"] and tiers["memory"] and bool(tiers["core"])
               and all(tiers["core"].values()))
         return ok, tiers
-
-
-def _error_response(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(type_, message, field), status_code=status)
 
 
 def build_fastapi(service: GatewayService) -> FastAPI:
@@ -478,37 +350,7 @@ def build_fastapi(service: GatewayService) -> FastAPI:
     app.add_middleware(GatewayMiddleware, authenticator=Authenticator(settings.auth),
                        max_body_bytes=settings.server.max_body_bytes)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        response = _error_response(exc.status, exc.type, exc.message, exc.field)
-        response.headers.update(exc.headers)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = exc.errors()[0]
-        field = _field(tuple(err.get("loc", ())))
-        if err.get("type") == "json_invalid":
-            return _error_response(400, "invalid_json", f"body is not valid JSON: {err.get('msg')}", "body")
-        if err.get("type") == "missing" and field == "body":
-            return _error_response(400, "invalid_request", "a JSON body is required", "body")
-        if err.get("type") == "extra_forbidden":
-            return _error_response(422, "invalid_request", f"unknown field {field!r}", field)
-        if err.get("type") == "model_attributes_type":
-            return _error_response(422, "invalid_request", "body must be a JSON object", "body")
-        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        return _error_response(422, "invalid_request", f"{field}: {msg}", field)
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 400:  # FastAPI's own body parsing failure (e.g. invalid UTF-8)
-            return _error_response(400, "invalid_body", "body could not be decoded: send UTF-8 JSON", "body")
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, kind, str(exc.detail))
-
-    @app.exception_handler(TimeoutError)
-    async def _timeout(_: Request, exc: TimeoutError) -> JSONResponse:
-        return _error_response(504, "timeout", f"no answer within {settings.server.request_timeout_s} s")
+    install_error_handlers(app, settings.server.request_timeout_s)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -549,20 +391,20 @@ def build_fastapi(service: GatewayService) -> FastAPI:
              tags=["learners"])
     async def get_learner(learner_id: str = learner_id_path) -> LearnerView:
         """Mastery per skill, misconceptions, preferences and recent turns."""
-        return await service.learner(learner_id)
+        return await service.learners.learner(learner_id)
 
     @app.patch(f"/{API_VERSION}/learners/{{learner_id}}/preferences", response_model=LearnerView,
                responses=_ERRORS, tags=["learners"])
     async def patch_preferences(body: Preferences, learner_id: str = learner_id_path,
                                 idempotency_key: str | None = Header(default=None, pattern=LEARNER_ID_PATTERN)) -> LearnerView:
         """Set learning style, pace or language (fields sent replace stored ones; null clears)."""
-        return await service.set_preferences(learner_id, body, idempotency_key)
+        return await service.learners.set_preferences(learner_id, body, idempotency_key)
 
     @app.get(f"/{API_VERSION}/learners/{{learner_id}}/next-exercise", response_model=Recommendation,
              responses=_ERRORS, tags=["learners"])
     async def next_exercise(learner_id: str = learner_id_path) -> Recommendation:
         """The exercise to do next, by the configured policy (default: lowest unmastered skill)."""
-        return await service.next_exercise(learner_id)
+        return await service.learners.next_exercise(learner_id)
 
     @app.get(f"/{API_VERSION}/admin/stats", responses=_ERRORS, tags=["admin"])
     async def admin_stats() -> dict[str, Any]:

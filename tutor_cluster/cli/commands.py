@@ -107,7 +107,7 @@ def up(args: argparse.Namespace) -> int:
         raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
     settings, key = local.with_local_key(settings)
     flag = local.StopFlag()  # installed again once Ray is up: ray.init replaces SIGTERM handlers
-    print(f"[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)
+    print("[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)
     t0 = time.monotonic()
     try:
         url = local.start(settings)
