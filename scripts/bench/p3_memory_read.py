@@ -99,7 +99,8 @@ def main() -> None:
         seq_direct = timed(direct, sample)
         seq_actor = timed(lambda k: ray.get(memory.get(k)), sample)
 
-        async def concurrent_actor() -> list[float]:
+        async def concurrent(read) -> list[float]:
+            """``--concurrency`` readers share the sample; latency of each read."""
             lat: list[float] = []
             queue = list(sample)
 
@@ -107,30 +108,28 @@ def main() -> None:
                 while queue:
                     k = queue.pop()
                     t0 = time.perf_counter()
-                    await memory.get(k)
+                    await read(k)
                     lat.append(time.perf_counter() - t0)
 
             await asyncio.gather(*(reader() for _ in range(args.concurrency)))
             return lat
+
+        async def actor_read(k: str) -> None:
+            await memory.get(k)
 
         async def concurrent_direct() -> list[float]:
             aclient = redis.asyncio.Redis.from_url(url, max_connections=args.concurrency)
-            lat: list[float] = []
-            queue = list(sample)
 
-            async def reader() -> None:
-                while queue:
-                    k = queue.pop()
-                    t0 = time.perf_counter()
-                    LearnerContext.model_validate_json(await aclient.hget(f"p3:learner:{{{k}}}", "ctx"))
-                    lat.append(time.perf_counter() - t0)
+            async def read(k: str) -> None:
+                LearnerContext.model_validate_json(await aclient.hget(f"p3:learner:{{{k}}}", "ctx"))
 
-            await asyncio.gather(*(reader() for _ in range(args.concurrency)))
-            await aclient.aclose()
-            return lat
+            try:
+                return await concurrent(read)
+            finally:
+                await aclient.aclose()
 
         t0 = time.perf_counter()
-        conc_actor = asyncio.run(concurrent_actor())
+        conc_actor = asyncio.run(concurrent(actor_read))
         actor_wall = time.perf_counter() - t0
         t0 = time.perf_counter()
         conc_direct = asyncio.run(concurrent_direct())
