@@ -53,7 +53,7 @@ def test_llm_turn_has_reply_tokens_and_cost(service, client) -> None:
     assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
     assert body["cost"]["amount"] > 0
     assert body["reason"].startswith("rules:")
-    assert body["latency_ms"]["core"] > 0
+    assert body["latency_ms"]["core"] > 0 and body["latency_ms"]["edge"] > 0 and body["latency_ms"]["memory"] > 0
     assert service.core_requests() == before + 1
 
 

@@ -106,12 +106,13 @@ class GatewayService:
         return "".join(text), route, done
 
     # ---------------------------------------------------------------- /v1/tutor/turns
-    def _edge_turn(self, turn_id: str, edge: EdgeResult, reply: EdgeReply, edge_ms: float, t0: float) -> TurnResponse:
+    def _edge_turn(self, turn_id: str, edge: EdgeResult, reply: EdgeReply, pre: dict[str, float],
+                   t0: float) -> TurnResponse:
         return TurnResponse(
             turn_id=turn_id, reply=reply.text, tier="edge", model=None, reason=reply.reason,
             intent=edge.signals.intent, skill=edge.signals.skill, check=edge.signals.check,
             usage=Usage(), cost=Cost(amount=0.0, currency=self.settings.catalogue.currency),
-            latency_ms={"edge": edge_ms, "router": None, "core": None, "total": _ms(self._clock() - t0)},
+            latency_ms={**pre, "router": None, "core": None, "total": _ms(self._clock() - t0)},
         )
 
     def _core_request(self, turn_id: str, body: TurnRequest, edge: EdgeResult, ctx: LearnerContext | None,
@@ -130,21 +131,23 @@ class GatewayService:
         t0 = self._clock()
         turn_id = body.turn_id or uuid.uuid4().hex
         edge, edge_ms = await self._analyse(body.message, body.exercise_id)
+        t_mem = self._clock()
         before, after, receipt, change = await self.learners.remember(body, turn_id, edge)
+        pre = {"edge": edge_ms, "memory": _ms(self._clock() - t_mem)}
         extra = {"memory": receipt, "mastery": change}
         if edge.reply is not None:
-            response = self._edge_turn(turn_id, edge, edge.reply, edge_ms, t0).model_copy(update=extra)
+            response = self._edge_turn(turn_id, edge, edge.reply, pre, t0).model_copy(update=extra)
             if body.stream:
                 return self._edge_stream(response)
             return response
         request = self._core_request(turn_id, body, edge, before, self.learners.features(after, edge.signals.skill))
         if body.stream:
-            return self._turn_stream(turn_id, request, edge, edge_ms, t0, extra)
+            return self._turn_stream(turn_id, request, edge, pre, t0, extra)
         text, route, done = await self._collect(request)
-        return self._model_turn(turn_id, edge, route, done, text, edge_ms, t0).model_copy(update=extra)
+        return self._model_turn(turn_id, edge, route, done, text, pre, t0).model_copy(update=extra)
 
     def _model_turn(self, turn_id: str, edge: EdgeResult, route: dict[str, Any], done: dict[str, Any],
-                    text: str, edge_ms: float, t0: float) -> TurnResponse:
+                    text: str, pre: dict[str, float], t0: float) -> TurnResponse:
         timings = done.get("timings_ms", {})
         return TurnResponse(
             turn_id=turn_id, reply=text, tier=route["tier"], model=route["model"], reason=route["reason"],
@@ -152,7 +155,7 @@ class GatewayService:
             usage=Usage(**done.get("usage", {})),
             cost=Cost(amount=done.get("cost", 0.0), currency=done.get("currency", self.settings.catalogue.currency)),
             latency_ms={
-                "edge": edge_ms, "router": timings.get("router"), "core": timings.get("core"),
+                **pre, "router": timings.get("router"), "core": timings.get("core"),
                 "core_ttft": timings.get("core_ttft"), "total": _ms(self._clock() - t0),
             },
         )
@@ -179,7 +182,7 @@ class GatewayService:
     def _timeout_body(self) -> dict[str, Any]:
         return error_body("timeout", f"no answer within {self._timeout} s")
 
-    def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, edge_ms: float,
+    def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, pre: dict[str, float],
                      t0: float, extra: dict[str, Any]) -> AsyncIterator[str]:
         text: list[str] = []
         route: dict[str, Any] = {}
@@ -193,7 +196,7 @@ class GatewayService:
                 route.update(event)
                 return _sse("route", {k: event[k] for k in ("tier", "model", "reason")})
             if kind == "done":
-                final = self._model_turn(turn_id, edge, route, event, "".join(text), edge_ms, t0)
+                final = self._model_turn(turn_id, edge, route, event, "".join(text), pre, t0)
                 return _sse("done", final.model_copy(update=extra).model_dump())
             if kind == "error":
                 err = self._engine_error(event)
@@ -219,7 +222,7 @@ class GatewayService:
         created = int(time.time())
         model_name = body.model
         if edge.reply is not None:
-            turn = self._edge_turn(chat_id, edge, edge.reply, edge_ms, t0)
+            turn = self._edge_turn(chat_id, edge, edge.reply, {"edge": edge_ms}, t0)
             ext = {"tier": "edge", "reason": turn.reason, "cost": 0.0, "latency_ms": turn.latency_ms}
             if body.stream:
                 return self._chat_stream_static(chat_id, created, model_name, turn.reply, ext, body)

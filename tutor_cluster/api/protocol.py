@@ -82,7 +82,7 @@ class TurnResponse(BaseModel):
     memory: MemoryReceipt | None = Field(default=None, description="Learner memory write (durable before this reply).")
     usage: Usage
     cost: Cost
-    latency_ms: dict[str, float | None] = Field(description="Milliseconds per tier: gateway, edge, router, core, total.")
+    latency_ms: dict[str, float | None] = Field(description="Milliseconds per tier: edge, memory, router, core (core_ttft), total.")
 
 
 # ---------------------------------------------------------------- OpenAI-compatible
