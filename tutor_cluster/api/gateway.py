@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Header, Path
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
+from ray.exceptions import RayError
 
 from tutor_cluster.api.auth import Authenticator
 from tutor_cluster.api.errors import ApiError, install_error_handlers
@@ -82,9 +83,14 @@ class GatewayService:
             raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {known}", "model")
         return name
 
-    def _batches(self, request: CoreRequest) -> AsyncIterator[list[dict[str, Any]]]:
-        """The router's events, in the batches it sent (one HTTP write per batch when streaming)."""
-        return self._router.run.options(stream=True).remote(request)
+    async def _batches(self, request: CoreRequest) -> AsyncIterator[list[dict[str, Any]]]:
+        """The router's events, in the batches it sent (one HTTP write per batch when streaming). A router that
+        fails mid-call becomes an ``error`` event (503), like an engine failure."""
+        try:
+            async for batch in self._router.run.options(stream=True).remote(request):
+                yield batch
+        except RayError as exc:
+            yield [{"type": "error", "status": 503, "message": f"router failed: {type(exc).__name__}"}]
 
     async def _collect(self, request: CoreRequest) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """A whole (non-streamed) answer: its text, the route event and the done event."""

@@ -136,6 +136,9 @@ class RouterCore:
         except EngineError as exc:
             yield [{"type": "error", "status": exc.status, "message": exc.message}]
             return
+        except Exception as exc:  # noqa: BLE001 - a dead or failing engine replica: report, never hang or 500
+            yield [{"type": "error", "status": 503, "message": f"engine {entry.engine!r} failed: {type(exc).__name__}"}]
+            return
         t_end = time.perf_counter()
         prompt = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
