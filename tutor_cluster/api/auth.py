@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tutor_cluster.errors import StatusError
+
 Scope = Literal["tutor", "chat", "admin"]
 ALL_SCOPES: tuple[Scope, ...] = ("tutor", "chat", "admin")
 KEY_PREFIX = "tc-"
@@ -55,11 +57,8 @@ class Principal(BaseModel):
     scopes: frozenset[str]
 
 
-class AuthError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class AuthError(StatusError):
+    """Missing, invalid or out-of-scope credentials (401/403)."""
 
 
 class Authenticator:

@@ -48,11 +48,6 @@ def step(state: State, correct: bool, params: BKTParams) -> State:
     return ((1 - params.learn) * a0 + params.forget * a1, params.learn * a0 + (1 - params.forget) * a1)
 
 
-def update(p_known: float, correct: bool, params: BKTParams) -> float:
-    """P(known) before the next attempt from P(known) alone (when the pair is not at hand)."""
-    return step((1 - p_known, p_known), correct, params)[1]
-
-
 def trace(outcomes: Sequence[bool], params: BKTParams) -> list[float]:
     """P(known) before each attempt (the first is the prior)."""
     state = initial(params)

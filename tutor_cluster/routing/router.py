@@ -15,8 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from tutor_cluster.edge.signals import EdgeSignals
+from tutor_cluster.errors import StatusError
 from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
-from tutor_cluster.routing.policies import Decision, LearnerFeatures, RoutingConfig, build_policy
+from tutor_cluster.routing.policies import (
+    Decision,
+    LearnerFeatures,
+    RoutingConfig,
+    build_policy,
+)
 
 
 class CoreRequest(BaseModel):
@@ -54,11 +60,8 @@ def _parse_sse(item: Any) -> list[dict[str, Any]]:
     raise EngineError(500, f"unexpected engine stream item {type(item).__name__}")
 
 
-class EngineError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class EngineError(StatusError):
+    """The engine refused or failed the request."""
 
 
 class RouterCore:
@@ -67,8 +70,7 @@ class RouterCore:
     def __init__(self, config: RoutingConfig, catalogue: Catalogue, engines: dict[str, Any]) -> None:
         self._catalogue = catalogue
         self._policy = build_policy(config, catalogue)
-        self._engines = engines
-        self._ids = {name: name for name in engines}  # engine name == its LLMConfig model_id
+        self._engines = engines  # keyed by engine name, which is also its LLMConfig model_id
 
     def decide(self, request: CoreRequest) -> Decision:
         if request.model is not None:
@@ -87,7 +89,7 @@ class RouterCore:
 
         entry = self._entry(decision.model)
         params: dict[str, Any] = {
-            "model": self._ids[entry.engine],
+            "model": entry.engine,
             "messages": request.messages,
             "stream": True,
             "stream_options": {"include_usage": True},
