@@ -18,6 +18,8 @@ import pytest
 from tutor_cluster.api.auth import hash_key, new_key
 from tutor_cluster.config.settings import REPO_CONFIGS
 
+REPO_ROOT = REPO_CONFIGS.parent
+
 START_TIMEOUT_S = 600
 
 
@@ -27,6 +29,8 @@ class Service:
     key: str          # all scopes
     chat_key: str     # 'chat' scope only
     log: Path
+    config: Path
+    dashboard: str    # the Ray dashboard / Jobs API (loopback, token auth)
     env: dict[str, str]  # environment of the `up` process (its TUTOR_STATE_DIR): for `status` / `down`
 
     def headers(self, key: str | None = None) -> dict[str, str]:
@@ -51,7 +55,7 @@ def _free_port() -> int:
 def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     key, chat_key = new_key(), new_key()
-    port = _free_port()
+    port, dashboard_port = _free_port(), _free_port()
     config = tmp / "settings.yaml"
     config.write_text(
         f"server: {{port: {port}, request_timeout_s: 120}}\n"
@@ -60,6 +64,9 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
         f"catalogue: {REPO_CONFIGS / 'models.yaml'}\n"
         f"exercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
+        f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}}}\n"
+        f"knowledge:\n  source: {REPO_ROOT / 'curriculum'}\n  store: {{path: {tmp / 'qdrant'}}}\n"
+        "  retrieval: {refresh_interval_s: 1}\n"
         "learner:\n  actors: 2\n"
         f"  store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
     )
@@ -71,7 +78,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
             [sys.executable, "-m", "tutor_cluster.cli.main", "up", "--config", str(config)],
             stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
-    svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, env=env)
+    svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, config=config,
+                  dashboard=f"http://127.0.0.1:{dashboard_port}", env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while "[up] ready" not in log.read_text(errors="replace"):

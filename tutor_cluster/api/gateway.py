@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Header, Path
+from fastapi import FastAPI, Header, Path, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.exceptions import RayError
+
+from tutor_cluster.errors import StatusError
 
 from tutor_cluster.api.auth import Authenticator
 from tutor_cluster.api.errors import ApiError, install_error_handlers
@@ -21,6 +24,7 @@ from tutor_cluster.api.learners import LearnerService
 from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.protocol import (
     ChatCompletionRequest,
+    Citation,
     Cost,
     ErrorResponse,
     LearnerView,
@@ -35,6 +39,8 @@ from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
 from tutor_cluster.edge.deployment import EdgeRejection
 from tutor_cluster.edge.signals import EdgeReply, EdgeResult
+from tutor_cluster.knowledge.index import Filters
+from tutor_cluster.knowledge.retriever import Passage, SearchResult
 from tutor_cluster.learner.context import LearnerContext, Preferences
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.learner.policies import Recommendation
@@ -43,6 +49,7 @@ from tutor_cluster.routing.router import CoreRequest
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+log = logging.getLogger(__name__)
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 502, 503, 504)}
 
 
@@ -58,11 +65,12 @@ def _sse(event: str | None, data: Any) -> str:
 class GatewayService:
     """Request handling, independent of Serve: edge and router are injected handles."""
 
-    def __init__(self, settings: Settings, edge: Any, router: Any, memory: LearnerMemory, *,
-                 clock: Any = time.perf_counter) -> None:
+    def __init__(self, settings: Settings, edge: Any, router: Any, memory: LearnerMemory, knowledge: Any = None,
+                 *, clock: Any = time.perf_counter) -> None:
         self.settings = settings
         self._edge = edge
         self._router = router
+        self._knowledge = knowledge
         self.learners = LearnerService(settings, memory)
         self._clock = clock
         self._timeout = settings.server.request_timeout_s
@@ -121,14 +129,31 @@ class GatewayService:
             latency_ms={**pre, "router": None, "core": None, "total": _ms(self._clock() - t0)},
         )
 
+    async def _retrieve(self, edge: EdgeResult, ctx: LearnerContext | None) -> tuple[list[Passage], float | None]:
+        """Curriculum passages for a model turn, filtered by skill and the learner's grade and language.
+        Retrieval is an enrichment: when it fails the turn goes on without it (logged)."""
+        if self._knowledge is None or self.settings.knowledge.retrieval.top_k == 0:
+            return [], None
+        prefs = ctx.preferences if ctx else Preferences()
+        filters = Filters(skill=edge.signals.skill, grade=prefs.grade,
+                          lang=prefs.language.split("-")[0] if prefs.language else None)
+        t0 = self._clock()
+        try:
+            result = await asyncio.wait_for(self._knowledge.search.remote(edge.signals.text, None, filters), 10)
+        except Exception as exc:  # noqa: BLE001 - RAG down must not fail the turn
+            log.warning("retrieval skipped: %s: %s", type(exc).__name__, exc)
+            return [], None
+        return result.passages, _ms(self._clock() - t0)
+
     def _core_request(self, turn_id: str, body: TurnRequest, edge: EdgeResult, ctx: LearnerContext | None,
-                      learner: LearnerFeatures) -> CoreRequest:
+                      learner: LearnerFeatures, passages: list[Passage]) -> CoreRequest:
         exercise = self.settings.exercises.get(body.exercise_id) if body.exercise_id else None
         check = edge.signals.check
         messages = prompts.tutor_messages(
             edge.signals.text, mode=body.mode,
             exercise_prompt=exercise.prompt if exercise else None,
             check_detail=check.detail if check else None,
+            curriculum=[f"{p.title}{' — ' + p.section if p.section else ''}: {p.text}" for p in passages],
             profile=self.learners.profile(ctx),
         )
         return CoreRequest(request_id=turn_id, messages=messages, signals=edge.signals, learner=learner)
@@ -139,14 +164,18 @@ class GatewayService:
         edge, edge_ms = await self._analyse(body.message, body.exercise_id)
         t_mem = self._clock()
         before, after, receipt, change = await self.learners.remember(body, turn_id, edge)
-        pre = {"edge": edge_ms, "memory": _ms(self._clock() - t_mem)}
+        pre: dict[str, float | None] = {"edge": edge_ms, "memory": _ms(self._clock() - t_mem)}
         extra = {"memory": receipt, "mastery": change}
         if edge.reply is not None:
             response = self._edge_turn(turn_id, edge, edge.reply, pre, t0).model_copy(update=extra)
             if body.stream:
                 return self._edge_stream(response)
             return response
-        request = self._core_request(turn_id, body, edge, before, self.learners.features(after, edge.signals.skill))
+        passages, pre["retrieval"] = await self._retrieve(edge, after)
+        extra["citations"] = [Citation(chunk_id=p.chunk_id, title=p.title, section=p.section, source=p.source,
+                                       score=p.score) for p in passages]
+        request = self._core_request(turn_id, body, edge, before, self.learners.features(after, edge.signals.skill),
+                                     passages)
         if body.stream:
             return self._turn_stream(turn_id, request, edge, pre, t0, extra)
         text, route, done = await self._collect(request)
@@ -312,6 +341,18 @@ class GatewayService:
 
         return self._render(request, render, _sse(None, self._timeout_body()), tail=_sse(None, "[DONE]"))
 
+    # ---------------------------------------------------------------- /v1/curriculum/search
+    async def search(self, query: str, k: int, filters: Filters) -> SearchResult:
+        if self._knowledge is None:
+            raise ApiError(404, "not_found", "curriculum search is off (knowledge.enabled: false)")
+        try:
+            return await asyncio.wait_for(self._knowledge.search.remote(query, k, filters), self._timeout)
+        except StatusError as exc:
+            raise ApiError(exc.status, "curriculum_unavailable", exc.message, headers={"Retry-After": "5"}) from None
+        except RayError as exc:
+            raise ApiError(503, "curriculum_unavailable", f"the knowledge tier failed: {type(exc).__name__}",
+                           headers={"Retry-After": "5"}) from None
+
     def models(self) -> ModelList:
         cards = [ModelCard(id="auto", tier=None)]
         cards += [
@@ -389,6 +430,20 @@ def build_fastapi(service: GatewayService) -> FastAPI:
             return JSONResponse(result)
         return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
+    @app.get(f"/{API_VERSION}/curriculum/search", response_model=SearchResult, responses=_ERRORS, tags=["curriculum"])
+    async def curriculum_search(
+        q: str = Query(min_length=1, max_length=512, description="What to look for."),
+        k: int = Query(default=5, ge=1, le=20, description="How many passages."),
+        skill: str | None = Query(default=None, pattern=LEARNER_ID_PATTERN, description="Only this skill."),
+        grade: int | None = Query(default=None, ge=0, le=13, description="Only this grade."),
+        locale: str | None = Query(default=None, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", description="Language."),
+    ) -> SearchResult:
+        """Search the live curriculum version (the passages a core turn would be grounded on)."""
+        if not q.strip():
+            raise ApiError(422, "invalid_request", "q: must not be blank", "q")
+        filters = Filters(skill=skill, grade=grade, lang=locale.split("-")[0] if locale else None)
+        return await service.search(q, k, filters)
+
     @app.get(f"/{API_VERSION}/models", response_model=ModelList, responses=_ERRORS, tags=["openai"])
     async def list_models() -> ModelList:
         """The model catalogue ('auto' lets the router choose)."""
@@ -428,9 +483,9 @@ def build_fastapi(service: GatewayService) -> FastAPI:
 class Gateway:
     """Serve ingress: builds the FastAPI app once the handles are injected."""
 
-    def __init__(self, settings: Settings, edge: Any, router: Any) -> None:
+    def __init__(self, settings: Settings, edge: Any, router: Any, knowledge: Any = None) -> None:
         memory = LearnerMemory(settings.learner, namespace=settings.ray.namespace)
-        self._service = GatewayService(settings, edge, router, memory)
+        self._service = GatewayService(settings, edge, router, memory, knowledge)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi(self._service)

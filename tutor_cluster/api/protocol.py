@@ -69,6 +69,14 @@ class MemoryReceipt(BaseModel):
     applied: bool = Field(description="False when this turn_id had been applied before (a retry).")
 
 
+class Citation(BaseModel):
+    chunk_id: str = Field(description="Curriculum chunk id ('<document id>#<n>').")
+    title: str
+    section: str
+    source: str = Field(description="Curriculum file and line.")
+    score: float
+
+
 class TurnResponse(BaseModel):
     turn_id: str
     reply: str
@@ -80,9 +88,11 @@ class TurnResponse(BaseModel):
     check: Check | None = Field(default=None, description="Deterministic answer check, when one ran.")
     mastery: MasteryChange | None = Field(default=None, description="Mastery change, for graded answers.")
     memory: MemoryReceipt | None = Field(default=None, description="Learner memory write (durable before this reply).")
+    citations: list[Citation] = Field(default_factory=list, description="Curriculum chunks given to the model.")
     usage: Usage
     cost: Cost
-    latency_ms: dict[str, float | None] = Field(description="Milliseconds per tier: edge, memory, router, core (core_ttft), total.")
+    latency_ms: dict[str, float | None] = Field(
+        description="Milliseconds per tier: edge, memory, retrieval, router, core (core_ttft), total.")
 
 
 # ---------------------------------------------------------------- OpenAI-compatible

@@ -1,4 +1,4 @@
-"""Builds the Serve application graph from settings: Gateway → EdgeTier → Router → core engines."""
+"""Builds the Serve application graph from settings: Gateway → EdgeTier, Knowledge → Router → core engines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from tutor_cluster.api.gateway import Gateway
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.core.engine import build_engine_app
 from tutor_cluster.edge.deployment import EdgeTier
+from tutor_cluster.knowledge.retriever import Knowledge
 from tutor_cluster.routing.router import Router
 
 
@@ -17,7 +18,9 @@ def build_app(settings: Settings) -> Any:
     engines = {name: build_engine_app(name, engine) for name, engine in settings.catalogue.engines.items()}
     router = Router.options(**d.router.serve_options()).bind(settings.routing, settings.catalogue, engines)
     edge = EdgeTier.options(**d.edge.serve_options()).bind(settings.edge, settings.exercises)
-    return Gateway.options(**d.gateway.serve_options()).bind(settings, edge, router)
+    knowledge = (Knowledge.options(**d.knowledge.serve_options()).bind(settings.knowledge)
+                 if settings.knowledge.enabled else None)
+    return Gateway.options(**d.gateway.serve_options()).bind(settings, edge, router, knowledge)
 
 
 def app_builder(args: dict[str, str]) -> Any:

@@ -144,11 +144,32 @@ def start_ray(settings: Settings) -> None:
             object_store_memory=rs.object_store_memory_mb * 1024 * 1024,
             include_dashboard=rs.include_dashboard,
             dashboard_host="127.0.0.1",
+            dashboard_port=rs.dashboard_port,
             namespace=rs.namespace,
             _node_ip_address="127.0.0.1",
         )
     else:
         ray.init(address=rs.address, namespace=rs.namespace)
+
+
+def ensure_curriculum(settings: Settings) -> None:
+    """Embed ``knowledge.source`` with the re-embed pipeline when no curriculum version is live yet."""
+    ks = settings.knowledge
+    if not ks.enabled or ks.source is None:
+        return
+    from tutor_cluster.knowledge.store import Collections, open_client
+    from tutor_cluster.pipelines import reembed
+
+    client = open_client(ks.store)
+    try:
+        live = Collections(client, ks.store.alias).live()
+    finally:
+        client.close()
+    if live is not None:
+        return
+    print(f"[up] embedding the curriculum in {ks.source} (first start only)", flush=True)
+    summary = reembed.run(ks, ks.source, progress=lambda line: print(f"[up] {line}", flush=True))
+    print(f"[up] curriculum version {summary.version}: {summary.chunks} chunks in {summary.seconds:.1f} s", flush=True)
 
 
 def start(settings: Settings) -> str:
@@ -159,6 +180,7 @@ def start(settings: Settings) -> str:
     from tutor_cluster.app.builder import build_app
 
     start_ray(settings)
+    ensure_curriculum(settings)
     serve.start(http_options={"host": settings.server.host, "port": settings.server.port})
     serve.run(build_app(settings), name=constants.APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.server.host}:{settings.server.port}"

@@ -32,10 +32,25 @@ def _settings(path: str | None, port: int | None = None):  # noqa: ANN202
     return settings
 
 
+def _curriculum(settings):  # noqa: ANN001, ANN202
+    """The settings' curriculum, validated (None when there is none); bad input is exit 2 naming file:line."""
+    from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
+
+    source = settings.knowledge.source
+    if not settings.knowledge.enabled or source is None:
+        return None
+    try:
+        return load_curriculum(source)
+    except CurriculumError as exc:
+        raise CliError(f"curriculum: {exc}", 2) from None
+
+
 def config_check(args: argparse.Namespace) -> int:
     settings = _settings(args.file)
+    curriculum = _curriculum(settings)
+    docs = f", curriculum {len(curriculum.documents)} documents" if curriculum else ""
     print(f"{args.file}: ok ({len(settings.catalogue.models)} models, {len(settings.exercises.exercises)} exercises, "
-          f"policy {settings.routing.policy!r})")
+          f"policy {settings.routing.policy!r}{docs})")
     return 0
 
 
@@ -105,6 +120,7 @@ def up(args: argparse.Namespace) -> int:
         raise CliError(f"already running (pid {existing.pid}) at {existing.url}; `tutor-cluster down` first")
     if not local.port_free(settings.server.host, settings.server.port):
         raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
+    _curriculum(settings)  # before anything starts: a bad curriculum is exit 2, not a half-started service
     settings, key = local.with_local_key(settings)
     flag = local.StopFlag()  # installed again once Ray is up: ray.init replaces SIGTERM handlers
     print("[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)

@@ -19,6 +19,7 @@ from tutor_cluster.api.auth import AuthConfig
 from tutor_cluster.config.deployment import DeploymentOptions
 from tutor_cluster.edge.analysis import EdgeConfig
 from tutor_cluster.edge.exercises import ExerciseSet
+from tutor_cluster.knowledge.config import KnowledgeSettings
 from tutor_cluster.learner.memory import MemoryConfig
 from tutor_cluster.routing.catalogue import Catalogue
 from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy
@@ -42,6 +43,7 @@ class RaySettings(BaseModel):
     include_dashboard: bool = Field(
         default=False, description="Start the dashboard/Jobs API (bound to 127.0.0.1; it grants code execution)."
     )
+    dashboard_port: int = Field(default=8265, ge=1, le=65535, description="Dashboard/Jobs API port (127.0.0.1).")
     namespace: str = Field(default="tutor-cluster", description="Ray namespace of the app's actors.")
 
 
@@ -60,6 +62,7 @@ class TierDeployments(BaseModel):
     gateway: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
     edge: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
     router: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.1))
+    knowledge: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
 
 
 class Settings(BaseModel):
@@ -74,6 +77,8 @@ class Settings(BaseModel):
     learner: MemoryConfig = Field(default_factory=MemoryConfig, description="Learner memory: actors, store, BKT.")
     catalogue: Catalogue = Field(description="Model catalogue (inline, or a file path relative to this file).")
     exercises: ExerciseSet = Field(default_factory=ExerciseSet, description="Exercise set (inline or a file path).")
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings,
+                                         description="Curriculum RAG: embedder, Qdrant store, retrieval.")
 
     @model_validator(mode="after")
     def _policy(self) -> "Settings":
@@ -165,6 +170,9 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if key in raw:
             raw[key], sources[key] = _include(raw[key], file.parent, key, str(file))
     _apply_env(raw, env)  # after includes, so TUTOR__CATALOGUE__... reaches into the included files
+    knowledge = raw.get("knowledge")
+    if isinstance(knowledge, dict) and isinstance(knowledge.get("source"), str):  # relative to this file
+        knowledge["source"] = str((file.parent / Path(knowledge["source"]).expanduser()).resolve())
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -21,6 +21,7 @@ class Preferences(BaseModel):
         default=None, description="How explanations should be framed.")
     pace: Literal["slow", "normal", "fast"] | None = Field(default=None, description="How fast to move on.")
     language: str | None = Field(default=None, pattern=_LANG, description="BCP-47 language, e.g. 'en' or 'pt-BR'.")
+    grade: int | None = Field(default=None, ge=0, le=13, description="School grade (0 = K); filters the curriculum.")
 
 
 class Misconception(BaseModel):
