@@ -99,3 +99,44 @@ def wrk_post(url: str, body: dict, headers: dict[str, str], *, connections: int,
         "p50_ms": ms("50%"), "p99_ms": ms("99%"),
         "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0),
     }
+
+
+def synthetic_curriculum(folder: str, documents: int, *, seed: int = 0) -> None:
+    """A curriculum folder of ``documents`` one-chunk explanations over the sample's units and skills
+    (P4/P5): varied text so the embedder does real work, ~300 characters each."""
+    import json
+    import random
+    import shutil
+    from pathlib import Path
+
+    root = Path(folder)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copy(repo / "curriculum" / "units.jsonl", root / "units.jsonl")
+    skills = ["fractions.add", "fractions.simplify", "fracciones.sumar", "algebra.linear", "python.basics"]
+    words = ("numerator denominator equivalent common multiple factor simplify equation balance inverse "
+             "operation variable function loop list return value check estimate sum product divide").split()
+    rng = random.Random(seed)
+    with (root / "bulk.jsonl").open("w") as fh:
+        for i in range(documents):
+            body = " ".join(rng.choice(words) for _ in range(45)) + f". Note {i}."
+            fh.write(json.dumps({"kind": "explanation", "id": f"bulk-{i}", "skill": skills[i % len(skills)],
+                                 "title": f"Note {i} on {skills[i % len(skills)]}", "body": body}) + "\n")
+
+
+def touch_documents(folder: str, every: int) -> int:
+    """Change the text of every ``every``-th bulk document (a 1/every change); returns how many."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "bulk.jsonl"
+    lines = path.read_text().splitlines()
+    changed = 0
+    for n in range(0, len(lines), every):
+        rec = json.loads(lines[n])
+        rec["body"] += " Revised."
+        lines[n] = json.dumps(rec)
+        changed += 1
+    path.write_text("\n".join(lines) + "\n")
+    return changed

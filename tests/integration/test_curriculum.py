@@ -139,4 +139,5 @@ def test_reembed_job_swaps_while_serving(service: Service, client: httpx.Client,
     assert versions == sorted(versions) and set(versions) <= {before, before + 1}
     r = search(client, q="cross-cancelling", k=1)
     assert r.json()["version"] == before + 1
+    assert service.stats()["knowledge"]["version"] == before + 1
     assert "cross-cancelling" in r.json()["passages"][0]["text"].lower()

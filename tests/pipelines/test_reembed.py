@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tutor_cluster.knowledge.chunking import ChunkingConfig, chunk_curriculum
+from tutor_cluster.knowledge.chunking import chunk_curriculum
 from tutor_cluster.knowledge.config import KnowledgeSettings, VectorStoreConfig
 from tutor_cluster.knowledge.curriculum import load_curriculum
 from tutor_cluster.knowledge.retriever import Retriever
@@ -150,8 +150,8 @@ def test_run_killed_half_way_leaves_the_old_version_live(tmp_path: Path) -> None
     _, before = _live_ids(settings)
 
     big = "\n".join(json.dumps({"kind": "explanation", "id": f"bulk-{i}", "skill": "fractions.add",
-                                "title": f"Note {i}", "body": f"Fractions note number {i}. " * 20})
-                    for i in range(3000))
+                                "title": f"Note {i}", "body": f"Fractions note number {i}. " * 4})
+                    for i in range(600))
     (source / "bulk.jsonl").write_text(big + "\n")
     proc = _cli(["--source", str(source), "--config", str(cfg)], start_new_session=True)
     deadline = time.monotonic() + 240
@@ -176,4 +176,4 @@ def test_run_killed_half_way_leaves_the_old_version_live(tmp_path: Path) -> None
     assert proc.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])["summary"]
     assert "curriculum_v2" in summary["dropped_collections"] and summary["swapped"] and summary["version"] == 2
-    assert summary["copied"] == len(before) and summary["embedded"] == 3000
+    assert summary["copied"] == len(before) and summary["embedded"] == 600

@@ -364,8 +364,11 @@ class GatewayService:
 
     async def stats(self) -> dict[str, Any]:
         """Counters of the tiers (of the replicas these calls reach)."""
-        return {"edge": await self._edge.stats.remote(), "core": await self._router.engine_stats.remote(),
-                "memory": await self.learners.stats()}
+        out = {"edge": await self._edge.stats.remote(), "core": await self._router.engine_stats.remote(),
+               "memory": await self.learners.stats()}
+        if self._knowledge is not None:
+            out["knowledge"] = await self._knowledge.status.remote()
+        return out
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         tiers: dict[str, Any] = {}
@@ -472,7 +475,8 @@ def build_fastapi(service: GatewayService) -> FastAPI:
 
     @app.get(f"/{API_VERSION}/admin/stats", responses=_ERRORS, tags=["admin"])
     async def admin_stats() -> dict[str, Any]:
-        """Request counters per tier (admin scope): what reached the edge and each core engine."""
+        """Request counters per tier (admin scope): what reached the edge and each core engine; the live
+        curriculum version the knowledge replica serves."""
         return await service.stats()
 
     return app

@@ -99,7 +99,8 @@ class Located(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    record: Unit | CurriculumSkill | Explanation | WorkedExample | CurriculumExercise
+    record: Annotated[Unit | CurriculumSkill | Explanation | WorkedExample | CurriculumExercise,
+                      Field(discriminator="kind")]
     source: str
     line: int
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from tutor_cluster.knowledge.chunking import Chunk, chunk_document
 from tutor_cluster.knowledge.config import EmbeddingConfig, KnowledgeSettings
-from tutor_cluster.knowledge.curriculum import Curriculum, CurriculumError, load_curriculum
+from tutor_cluster.knowledge.curriculum import Curriculum, CurriculumError, Located, load_curriculum
 from tutor_cluster.knowledge.store import Collections, Version, open_client
 
 UPSERT_BATCH = 256
@@ -96,11 +96,14 @@ class _EmbedBatch:
 def _chunk_with_ray(curriculum: Curriculum, settings: KnowledgeSettings) -> list[Chunk]:
     import ray.data
 
-    def chunk(row: dict[str, Any]) -> list[dict[str, str]]:
-        doc = curriculum.documents[int(row["i"])]
-        return [{"chunk": c.model_dump_json()} for c in chunk_document(doc, curriculum, settings.chunking)]
+    outline = curriculum.model_copy(update={"documents": []})  # units and skills only: small to ship to tasks
+    config = settings.chunking
 
-    ds = ray.data.from_items([{"i": i} for i in range(len(curriculum.documents))]).flat_map(chunk)
+    def chunk(row: dict[str, Any]) -> list[dict[str, str]]:
+        doc = Located.model_validate_json(row["doc"])
+        return [{"chunk": c.model_dump_json()} for c in chunk_document(doc, outline, config)]
+
+    ds = ray.data.from_items([{"doc": d.model_dump_json()} for d in curriculum.documents]).flat_map(chunk)
     chunks = [Chunk.model_validate_json(r["chunk"]) for r in ds.take_all()]
     order = {d.record.id: n for n, d in enumerate(curriculum.documents)}
     return sorted(chunks, key=lambda c: (order[c.doc_id], int(c.chunk_id.rsplit("#", 1)[1])))
