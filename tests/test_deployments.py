@@ -35,7 +35,7 @@ def test_production_replicas_fit_cluster_node_types() -> None:
     nodes = _cluster_node_types()
     assert nodes["head"].get("CPU") == 0, "the head must not run tutoring work"
     tiers = settings.deployments
-    for name in ("gateway", "edge", "router"):
+    for name in ("gateway", "edge", "router", "knowledge"):
         opts = getattr(tiers, name)
         request = {"CPU": opts.num_cpus, **opts.resources}
         assert opts.resources.get("edge"), f"{name} must request the edge pool"

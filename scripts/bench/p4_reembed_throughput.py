@@ -24,6 +24,8 @@ from _common import machine, synthetic_curriculum, touch_documents  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--documents", type=int, default=10_000)
+    ap.add_argument("--actors", type=int, default=1, help="Embedding actors of the pipeline.")
+    ap.add_argument("--threads", type=int, default=0, help="Torch threads per actor (default: cores/actors).")
     ap.add_argument("--change-every", type=int, default=100, help="1/N of the documents change (default 1%%).")
     args = ap.parse_args()
 
@@ -41,6 +43,7 @@ def main() -> None:
     synthetic_curriculum(str(source), args.documents)
     settings = KnowledgeSettings(store=VectorStoreConfig(path=str(tmp / "qdrant")))
     threads = os.cpu_count() or 1
+    per_actor = args.threads or max(1, threads // args.actors)
     texts = [c.embed_text() for c in chunk_curriculum(load_curriculum(source), settings.chunking)]
 
     t0 = time.perf_counter()
@@ -58,12 +61,12 @@ def main() -> None:
     ray.init(num_cpus=threads, include_dashboard=False, _node_ip_address="127.0.0.1",
              object_store_memory=256 * 1024 * 1024, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    full = reembed.run(settings, source, threads=threads, progress=lambda _: None)
+    full = reembed.run(settings, source, actors=args.actors, threads=per_actor, progress=lambda _: None)
     ours_rate = full.chunks / full.seconds
-    print(f"pipeline full: {full.chunks} chunks in {full.seconds:.1f} s ({ours_rate:.0f}/s), "
+    print(f"pipeline ({args.actors} actor(s) x {per_actor} thread(s)) full: {full.chunks} chunks in {full.seconds:.1f} s ({ours_rate:.0f}/s), "
           f"embedded {full.embedded}")
     changed = touch_documents(str(source), args.change_every)
-    inc = reembed.run(settings, source, threads=threads, progress=lambda _: None)
+    inc = reembed.run(settings, source, actors=args.actors, threads=per_actor, progress=lambda _: None)
     print(f"pipeline 1%: {changed} documents changed → embedded {inc.embedded}, copied {inc.copied} "
           f"in {inc.seconds:.1f} s (embed stream done at {inc.embed_seconds:.1f} s)")
     print()

@@ -133,7 +133,8 @@ def test_bad_curriculum_exits_2_and_leaves_the_live_version(tmp_path: Path, cont
 
 
 def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
-    for args in (["--full"], ["--source", str(tmp_path / "missing")], ["--source", str(SAMPLE), "--actors", "0"]):
+    for args in (["--full"], ["--source", str(tmp_path / "missing")], ["--source", str(SAMPLE), "--actors", "0"],
+                 ["--source", str(SAMPLE), "--gpus-per-actor", "-1"]):
         proc = _cli(args)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2, (args, err)

@@ -2,8 +2,8 @@
 
     python -m tutor_cluster.pipelines.reembed --source DIR [--full] [--config FILE]
 
-read → validate (whole curriculum, before the store is touched) → chunk + hash (Ray Data) → compare with the live
-version → embed only new/changed chunks (Ray Data, actor pool: the model loads once per actor) → upsert in batches
+read → validate (whole curriculum, before the store is touched) → chunk + hash → compare with the live version →
+embed only new/changed chunks (Ray Data, actor pool: the model loads once per actor) → upsert in batches
 into a new version → copy unchanged vectors → check the count → atomic alias swap → clean up old versions.
 A run that dies before its swap leaves the old version live; the next run drops its leftovers. A rerun with no
 change embeds nothing and keeps the live version. Exit codes: 0 done, 1 failed, 2 bad input (one line naming
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from tutor_cluster.knowledge.chunking import Chunk, chunk_document
+from tutor_cluster.knowledge.chunking import Chunk, chunk_curriculum
 from tutor_cluster.knowledge.config import EmbeddingConfig, KnowledgeSettings
-from tutor_cluster.knowledge.curriculum import Curriculum, CurriculumError, Located, load_curriculum
+from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
 from tutor_cluster.knowledge.store import Collections, Version, open_client
 
 UPSERT_BATCH = 256
@@ -93,48 +93,36 @@ class _EmbedBatch:
         return {"chunk_id": batch["chunk_id"], "vector": vectors}
 
 
-def _chunk_with_ray(curriculum: Curriculum, settings: KnowledgeSettings) -> list[Chunk]:
-    import ray.data
-
-    outline = curriculum.model_copy(update={"documents": []})  # units and skills only: small to ship to tasks
-    config = settings.chunking
-
-    def chunk(row: dict[str, Any]) -> list[dict[str, str]]:
-        doc = Located.model_validate_json(row["doc"])
-        return [{"chunk": c.model_dump_json()} for c in chunk_document(doc, outline, config)]
-
-    ds = ray.data.from_items([{"doc": d.model_dump_json()} for d in curriculum.documents]).flat_map(chunk)
-    chunks = [Chunk.model_validate_json(r["chunk"]) for r in ds.take_all()]
-    order = {d.record.id: n for n, d in enumerate(curriculum.documents)}
-    return sorted(chunks, key=lambda c: (order[c.doc_id], int(c.chunk_id.rsplit("#", 1)[1])))
-
-
 def _embed_with_ray(chunks: list[Chunk], settings: KnowledgeSettings, actors: int,
-                    threads: int | None) -> Any:
+                    threads: int | None, gpus: float = 0) -> Any:
     """An iterator of numpy batches {chunk_id, vector}, streamed from an actor pool."""
     import ray.data
 
-    ds = ray.data.from_items([{"chunk_id": c.chunk_id, "text": c.embed_text()} for c in chunks])
+    # Longest first and in length order, so each batch pads little (as SentenceTransformer.encode sorts its input).
+    rows = sorted(({"chunk_id": c.chunk_id, "text": c.embed_text()} for c in chunks), key=lambda r: -len(r["text"]))
+    ds = ray.data.from_items(rows)
     embedded = ds.map_batches(
         _EmbedBatch,
         fn_constructor_kwargs={"config": settings.embedding.model_dump(), "threads": threads},
         batch_size=settings.embedding.batch_size,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=1,
+        **({"num_gpus": gpus} if gpus else {}),  # with a GPU the embedder's device "auto" picks CUDA
         batch_format="numpy",
     )
     return embedded.iter_batches(batch_size=UPSERT_BATCH, batch_format="numpy", prefetch_batches=2)
 
 
 def run(settings: KnowledgeSettings, source: str | Path, *, full: bool = False, actors: int = 1,
-        threads: int | None = None, progress: Callable[[str], None] = print,
+        threads: int | None = None, gpus: float = 0, progress: Callable[[str], None] = print,
         notify: Callable[[], None] | None = None) -> Summary:
     """One re-embed run (Ray must be initialised). Raises CurriculumError before touching the store."""
     t0 = time.perf_counter()
     summary = Summary()
     curriculum = load_curriculum(source)
     summary.files, summary.documents = curriculum.files, len(curriculum.documents)
-    chunks = _chunk_with_ray(curriculum, settings)
+    chunks = chunk_curriculum(curriculum, settings.chunking)  # on the driver: 0.2 s for 10k documents, where a
+    # Ray Data flat_map measured 4 s of scheduling (docs/benchmarks.md, P4); embedding is what needs the cluster
     summary.chunks = len(chunks)
     progress(f"read {summary.files} files, {summary.documents} documents, {summary.chunks} chunks")
 
@@ -157,7 +145,7 @@ def run(settings: KnowledgeSettings, source: str | Path, *, full: bool = False, 
             return summary
         if live is not None and not reusable:
             progress("full re-embed: " + ("--full given" if full else f"model changed to {model}"))
-        new = _build(cols, work, existing, settings, actors, threads, progress, summary, source)
+        new = _build(cols, work, existing, settings, (actors, threads, gpus), progress, summary, source)
         count = client.count(new.collection, exact=True).count
         if count != len(chunks):
             raise RuntimeError(f"{new.collection} holds {count} points, expected {len(chunks)}: not swapping")
@@ -174,7 +162,7 @@ def run(settings: KnowledgeSettings, source: str | Path, *, full: bool = False, 
 
 
 def _build(cols: Collections, work: Plan, existing: dict[str, dict[str, Any]] | None, settings: KnowledgeSettings,
-           actors: int, threads: int | None, progress: Callable[[str], None], summary: Summary,
+           pool: tuple[int, int | None, float], progress: Callable[[str], None], summary: Summary,
            source: str | Path) -> Version:
     meta = {"embedding_model": settings.embedding.model, "built_at": datetime.now(timezone.utc).isoformat(),
             "source": str(source), "chunks": len(work.embed) + len(work.copy)}
@@ -190,7 +178,7 @@ def _build(cols: Collections, work: Plan, existing: dict[str, dict[str, Any]] | 
     def drain() -> None:
         try:
             if work.embed:
-                for batch in _embed_with_ray(work.embed, settings, actors, threads):
+                for batch in _embed_with_ray(work.embed, settings, *pool):
                     batches.put(batch)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             batches.put(exc)
@@ -252,6 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).")
     p.add_argument("--actors", type=int, default=1, help="Embedding actors (default 1).")
     p.add_argument("--threads", type=int, default=None, help="Torch threads per actor (default: cores/actors).")
+    p.add_argument("--gpus-per-actor", type=float, default=0, help="GPUs per embedding actor (default 0: CPU).")
     return p
 
 
@@ -261,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     from tutor_cluster.config.settings import ConfigError, load_settings
 
     args = _parser().parse_args(argv)
-    if args.actors < 1:
-        print("reembed: --actors must be at least 1", file=sys.stderr)
+    if args.actors < 1 or args.gpus_per_actor < 0 or (args.threads is not None and args.threads < 1):
+        print("reembed: --actors and --threads must be at least 1, --gpus-per-actor at least 0", file=sys.stderr)
         return 2
     try:
         settings = load_settings(args.config)
@@ -293,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = run(settings.knowledge, args.source, full=args.full, actors=args.actors, threads=threads,
+                      gpus=args.gpus_per_actor,
                       progress=progress, notify=notify_service(constants.APP_NAME) if address else None)
     except CurriculumError as exc:
         print(f"reembed: invalid curriculum: {exc}", file=sys.stderr)
