@@ -19,6 +19,9 @@ from tutor_cluster.api.auth import hash_key, new_key
 from tutor_cluster.config.settings import REPO_CONFIGS
 
 REPO_ROOT = REPO_CONFIGS.parent
+#: Class budgets of the test service: less than one tutor-core turn's worst case (256 tokens at 0.015/1k =
+#: 0.00384), more than a tutor-small one's (~0.0001): core turns of these classes hit the budget, small ones pass.
+REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade", 0.003
 
 START_TIMEOUT_S = 600
 
@@ -67,6 +70,11 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}}}\n"
         f"knowledge:\n  source: {REPO_ROOT / 'curriculum'}\n  store: {{path: {tmp / 'qdrant'}}}\n"
         "  retrieval: {refresh_interval_s: 1}\n"
+        "routing:\n  budgets:\n"
+        f"    backend: redis\n    redis_url: '{redis_server.url}'\n    key_prefix: it-budget\n"
+        "    rules:\n"
+        f"      - {{scope: class, id: {REJECT_CLASS}, limit: {CLASS_LIMIT}, on_exhaustion: reject}}\n"
+        f"      - {{scope: class, id: {DOWNGRADE_CLASS}, limit: {CLASS_LIMIT}, on_exhaustion: downgrade}}\n"
         "learner:\n  actors: 2\n"
         f"  store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
     )

@@ -1,7 +1,13 @@
-"""RouterCore's error mapping. The engine handle here is a stand-in object (a unit test of our own mapping);
-the real engine path is covered end to end in tests/integration."""
+"""RouterCore: error mapping, fallbacks, cooldowns, the first-item deadline and budgets. The engine handles here
+are stand-ins (an engine that dies, hangs or answers with a fixed text): a dead or hung GPU replica cannot be
+produced on demand here, and these tests are about our routing logic. The real engine path is covered end to
+end in tests/integration."""
 
 import asyncio
+import json
+from pathlib import Path
+
+import pytest
 
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.signals import EdgeSignals
@@ -39,8 +45,9 @@ def test_a_failing_engine_becomes_a_503_event_not_an_exception() -> None:
     request = CoreRequest(request_id="r", messages=[{"role": "user", "content": "hi"}],
                           signals=EdgeSignals(intent="question", skill=None, complexity=0.1, text="hi"))
     events = _run(router, request)
-    assert [e["type"] for e in events] == ["route", "error"]
+    assert [e["type"] for e in events] == ["error"]
     assert events[-1]["status"] == 503 and "ConnectionError" in events[-1]["message"]
+    assert events[-1]["retry_after"] >= 1
 
 
 def test_unknown_pinned_model_is_an_error_event() -> None:
@@ -49,3 +56,136 @@ def test_unknown_pinned_model_is_an_error_event() -> None:
     request = CoreRequest(request_id="r", messages=[{"role": "user", "content": "hi"}], model="nope",
                           signals=EdgeSignals(intent="question", skill=None, complexity=0.1, text="hi"))
     assert _run(router, request) == [{"type": "error", "status": 404, "message": "unknown model 'nope'"}]
+
+
+class _Answers:
+    """A stand-in engine that streams a fixed answer in the LLMServer's SSE framing; counts its calls."""
+
+    def __init__(self, text: str = "Try a common denominator.") -> None:
+        self.text, self.calls = text, 0
+
+    def options(self, **_):
+        return self
+
+    @property
+    def chat(self):
+        return self
+
+    def remote(self, _request):
+        self.calls += 1
+        chunks = [{"choices": [{"delta": {"content": w + " "}, "finish_reason": None}]} for w in self.text.split()]
+        chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 40, "completion_tokens": len(chunks)}})
+
+        async def stream():
+            for c in chunks:
+                yield [f"data: {json.dumps(c)}\n\n"]
+            yield ["data: [DONE]\n\n"]
+
+        return stream()
+
+
+class _Hangs(_Answers):
+    """A stand-in engine whose replica accepted the call and never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = False
+
+    def remote(self, _request):
+        self.calls += 1
+        engine = self
+
+        class _Stream:
+            def __aiter__(self):
+                return self
+
+            async def __anext__(self):
+                await asyncio.sleep(3600)
+
+            def cancel(self):
+                engine.cancelled = True
+
+        return _Stream()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _two_engines(tmp_path: Path, small, core, **routing) -> tuple[RouterCore, _Clock]:
+    """Catalogue with tutor-small on engine 'small' and tutor-core on engine 'core'; tutor-core falls back to
+    tutor-small."""
+    settings = load_settings()
+    cat = settings.catalogue.model_dump()
+    cat["engines"] = {"small": cat["engines"]["smollm2"], "core": cat["engines"]["smollm2"]}
+    for m in cat["models"]:
+        m["engine"] = "small" if m["tier"] == "small" else "core"
+    raw = {**settings.model_dump(), "catalogue": cat}
+    raw["routing"] = {**raw["routing"], "fallbacks": {"tutor-core": ["tutor-small"]}, "cooldown_s": 30,
+                      "first_token_timeout_s": 0.5, **routing}
+    s2 = type(settings).model_validate(raw)
+    clock = _Clock()
+    return RouterCore(s2.routing, s2.catalogue, {"small": small, "core": core}, clock=clock), clock
+
+
+def _core_request(**kw) -> CoreRequest:
+    return CoreRequest(request_id="r", messages=[{"role": "user", "content": "why?"}], model=None,
+                       signals=EdgeSignals(intent="question", skill=None, complexity=0.9, text="why?"), **kw)
+
+
+def test_dead_core_falls_back_to_small_and_cools_down(tmp_path: Path) -> None:
+    small, core = _Answers(), _Answers()
+    core.remote = _DeadEngine().remote  # type: ignore[method-assign]
+    router, clock = _two_engines(tmp_path, small, core)
+    events = _run(router, _core_request())
+    route, done = events[0], events[-1]
+    assert route["type"] == "route" and route["model"] == "tutor-small" and "fallback to tutor-small" in route["reason"]
+    assert done["type"] == "done" and done["model"] == "tutor-small" and done["tier"] == "small"
+    assert done["cost"] == router._entry("tutor-small").cost(40, done["usage"]["completion_tokens"])
+
+    core_calls = []
+    core.remote = lambda r: core_calls.append(r) or _DeadEngine().remote(r)  # type: ignore[method-assign]
+    events = _run(router, _core_request())  # within the cooldown: core is not even called
+    assert events[-1]["model"] == "tutor-small" and core_calls == []
+    assert "cooling down" in events[0]["reason"]
+    clock.now += 31  # after the cooldown core is tried again
+    _run(router, _core_request())
+    assert len(core_calls) == 1
+
+
+def test_hung_engine_is_cancelled_at_the_deadline_and_the_chain_continues(tmp_path: Path) -> None:
+    small, core = _Answers(), _Hangs()
+    router, _ = _two_engines(tmp_path, small, core, first_token_timeout_s=0.2)
+    events = _run(router, _core_request())
+    assert core.cancelled and events[-1]["type"] == "done" and events[-1]["model"] == "tutor-small"
+
+
+def test_everything_down_is_a_503_with_retry_after_the_cooldown(tmp_path: Path) -> None:
+    router, clock = _two_engines(tmp_path, _DeadEngine(), _DeadEngine(), cooldown_s=12)
+    events = _run(router, _core_request())
+    assert [e["type"] for e in events] == ["error"]
+    assert events[0]["status"] == 503 and events[0]["retry_after"] == 12
+    clock.now += 5
+    assert _run(router, _core_request())[0]["retry_after"] == 7
+
+
+@pytest.mark.parametrize("action, expect", [("reject", "error"), ("downgrade", "done")])
+def test_budget_exhaustion_rejects_or_downgrades(tmp_path: Path, action: str, expect: str) -> None:
+    budgets = {"backend": "sqlite", "sqlite_path": str(tmp_path / "b.db"),
+               "rules": [{"scope": "class", "id": "c1", "limit": 0.003, "on_exhaustion": action}]}
+    small, core = _Answers(), _Answers()
+    router, _ = _two_engines(tmp_path, small, core, budgets=budgets)
+    events = _run(router, _core_request(class_id="c1"))
+    assert events[-1]["type"] == expect
+    if action == "reject":
+        assert events[0]["status"] == 429 and 1 <= events[0]["retry_after"] <= 86_400 and core.calls == 0
+    else:
+        assert events[0]["model"] == "tutor-small" and "downgraded from tutor-core" in events[0]["reason"]
+        assert core.calls == 0 and small.calls == 1
+    other = _run(router, _core_request(class_id="c2"))  # the rule names one class: others are not limited
+    assert other[-1]["type"] == "done" and other[-1]["model"] == "tutor-core"

@@ -11,14 +11,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Header, Path, Query
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.exceptions import RayError
 
 from tutor_cluster.errors import StatusError
 
-from tutor_cluster.api.auth import Authenticator
+from tutor_cluster.api.auth import Authenticator, Principal
 from tutor_cluster.api.errors import ApiError, install_error_handlers
 from tutor_cluster.api.learners import LearnerService
 from tutor_cluster.api.middleware import GatewayMiddleware
@@ -44,13 +44,15 @@ from tutor_cluster.knowledge.retriever import Passage, SearchResult
 from tutor_cluster.learner.context import LearnerContext, Preferences
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.learner.policies import Recommendation
+from tutor_cluster.routing.budgets import pseudonym
 from tutor_cluster.routing.policies import LearnerFeatures
 from tutor_cluster.routing.router import CoreRequest
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 log = logging.getLogger(__name__)
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 502, 503, 504)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)}
+_LOCAL = Principal(key_id="local", tenant="default", role="admin", scopes=frozenset())
 
 
 def _ms(seconds: float) -> float:
@@ -99,6 +101,24 @@ class GatewayService:
                 yield batch
         except RayError as exc:
             yield [{"type": "error", "status": 503, "message": f"router failed: {type(exc).__name__}"}]
+
+    async def _primed(self, request: CoreRequest) -> AsyncIterator[list[dict[str, Any]]]:
+        """The router's stream with its first batch already received: a refusal before any output (budget,
+        no model available) becomes a real HTTP status instead of an error event inside a 200 stream."""
+        batches = self._batches(request).__aiter__()
+        async with asyncio.timeout(self._timeout):
+            first = await anext(batches, None)
+        for event in first or ():
+            if event["type"] == "error":
+                raise self._engine_error(event)
+
+        async def replay() -> AsyncIterator[list[dict[str, Any]]]:
+            if first:
+                yield first
+            async for batch in batches:
+                yield batch
+
+        return replay()
 
     async def _collect(self, request: CoreRequest) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """A whole (non-streamed) answer: its text, the route event and the done event."""
@@ -158,7 +178,7 @@ class GatewayService:
         )
         return CoreRequest(request_id=turn_id, messages=messages, signals=edge.signals, learner=learner)
 
-    async def turn(self, body: TurnRequest) -> TurnResponse | AsyncIterator[str]:
+    async def turn(self, body: TurnRequest, principal: Principal = _LOCAL) -> TurnResponse | AsyncIterator[str]:
         t0 = self._clock()
         turn_id = body.turn_id or uuid.uuid4().hex
         edge, edge_ms = await self._analyse(body.message, body.exercise_id)
@@ -175,9 +195,11 @@ class GatewayService:
         extra["citations"] = [Citation(chunk_id=p.chunk_id, title=p.title, section=p.section, source=p.source,
                                        score=p.score) for p in passages]
         request = self._core_request(turn_id, body, edge, before, self.learners.features(after, edge.signals.skill),
-                                     passages)
+                                     passages).model_copy(update={
+            "tenant": principal.tenant, "class_id": body.class_id,
+            "learner_ref": pseudonym(principal.tenant, body.learner_id)})
         if body.stream:
-            return self._turn_stream(turn_id, request, edge, pre, t0, extra)
+            return await self._turn_stream(turn_id, request, edge, pre, t0, extra)
         text, route, done = await self._collect(request)
         return self._model_turn(turn_id, edge, route, done, text, pre, t0).model_copy(update=extra)
 
@@ -200,12 +222,12 @@ class GatewayService:
         yield _sse("delta", {"text": response.reply})
         yield _sse("done", response.model_dump())
 
-    async def _render(self, request: CoreRequest, render: Callable[[dict[str, Any]], str | None],
+    async def _render(self, batches: AsyncIterator[list[dict[str, Any]]], render: Callable[[dict[str, Any]], str | None],
                       on_timeout: str, tail: str | None = None) -> AsyncIterator[str]:
         """Stream the router's events as text: one HTTP write per router batch, bounded by the deadline."""
         try:
             async with asyncio.timeout(self._timeout):
-                async for batch in self._batches(request):
+                async for batch in batches:
                     out = [text for event in batch if (text := render(event))]
                     if out:
                         yield "".join(out)
@@ -217,8 +239,8 @@ class GatewayService:
     def _timeout_body(self) -> dict[str, Any]:
         return error_body("timeout", f"no answer within {self._timeout} s")
 
-    def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, pre: dict[str, float],
-                     t0: float, extra: dict[str, Any]) -> AsyncIterator[str]:
+    async def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, pre: dict[str, float],
+                           t0: float, extra: dict[str, Any]) -> AsyncIterator[str]:
         text: list[str] = []
         route: dict[str, Any] = {}
 
@@ -238,17 +260,22 @@ class GatewayService:
                 return _sse("error", error_body(err.type, err.message, err.field))
             return None
 
-        return self._render(request, render, _sse("error", self._timeout_body()))
+        return self._render(await self._primed(request), render, _sse("error", self._timeout_body()))
 
     @staticmethod
     def _engine_error(event: dict[str, Any]) -> ApiError:
         status = int(event.get("status", 502))
+        retry = {"Retry-After": str(event["retry_after"])} if event.get("retry_after") else {}
+        if status == 429:
+            return ApiError(429, "budget_exceeded", event["message"], headers=retry)
         if 400 <= status < 500:
             return ApiError(400, "invalid_request", f"the model rejected the request: {event['message']}", "messages")
-        return ApiError(503, "model_unavailable", f"the model tier failed: {event['message']}")
+        return ApiError(503, "model_unavailable", f"the model tier failed: {event['message']}",
+                        headers=retry or {"Retry-After": "1"})
 
     # ---------------------------------------------------------------- /v1/chat/completions
-    async def chat(self, body: ChatCompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
+    async def chat(self, body: ChatCompletionRequest,
+                   principal: Principal = _LOCAL) -> dict[str, Any] | AsyncIterator[str]:
         t0 = self._clock()
         pinned = self._validate_model(body.model)
         last = body.messages[-1]
@@ -269,10 +296,11 @@ class GatewayService:
         request = CoreRequest(
             request_id=chat_id, messages=prompts.chat_messages(messages, mode=body.mode), signals=edge.signals,
             model=pinned, max_tokens=body.max_completion_tokens or body.max_tokens,
-            temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed,
+            temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed, tenant=principal.tenant,
+            learner_ref=pseudonym(principal.tenant, body.user) if body.user else None,
         )
         if body.stream:
-            return self._chat_stream(chat_id, created, request, body, edge_ms, t0)
+            return await self._chat_stream(chat_id, created, request, body, edge_ms, t0)
         text, route, done = await self._collect(request)
         ext = self._chat_ext(route, done, edge_ms, t0)
         name = model_name if pinned else route.get("model", model_name)
@@ -311,8 +339,8 @@ class GatewayService:
                               "choices": [], "usage": Usage().model_dump()})
         yield _sse(None, "[DONE]")
 
-    def _chat_stream(self, chat_id: str, created: int, request: CoreRequest, body: ChatCompletionRequest,
-                     edge_ms: float, t0: float) -> AsyncIterator[str]:
+    async def _chat_stream(self, chat_id: str, created: int, request: CoreRequest, body: ChatCompletionRequest,
+                           edge_ms: float, t0: float) -> AsyncIterator[str]:
         state: dict[str, Any] = {"model": body.model, "route": {}, "first": True}
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -339,7 +367,8 @@ class GatewayService:
                 return _sse(None, error_body(err.type, err.message, err.field))
             return None
 
-        return self._render(request, render, _sse(None, self._timeout_body()), tail=_sse(None, "[DONE]"))
+        return self._render(await self._primed(request), render, _sse(None, self._timeout_body()),
+                            tail=_sse(None, "[DONE]"))
 
     # ---------------------------------------------------------------- /v1/curriculum/search
     async def search(self, query: str, k: int, filters: Filters) -> SearchResult:
@@ -417,18 +446,18 @@ def build_fastapi(service: GatewayService) -> FastAPI:
         return JSONResponse({"status": "ready" if ok else "not_ready", "tiers": tiers}, status_code=200 if ok else 503)
 
     @app.post(f"/{API_VERSION}/tutor/turns", response_model=TurnResponse, responses=_ERRORS, tags=["tutor"])
-    async def tutor_turn(body: TurnRequest) -> Any:
+    async def tutor_turn(body: TurnRequest, http: Request) -> Any:
         """One tutoring turn. With ``stream: true`` the answer comes as server-sent events:
         ``route``, then ``delta`` (text) events, then ``done`` (the full TurnResponse) or ``error``."""
-        result = await service.turn(body)
+        result = await service.turn(body, http.state.principal)
         if isinstance(result, TurnResponse):
             return result
         return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @app.post(f"/{API_VERSION}/chat/completions", responses=_ERRORS, tags=["openai"])
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, http: Request) -> Any:
         """OpenAI-compatible chat completions through the same edge → router path."""
-        result = await service.chat(body)
+        result = await service.chat(body, http.state.principal)
         if isinstance(result, dict):
             return JSONResponse(result)
         return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -41,6 +41,7 @@ class TurnRequest(BaseModel):
     stream: bool = Field(default=False, description="Answer as server-sent events.")
     turn_id: str | None = Field(default=None, pattern=_ID,
                                 description="Idempotency key: a retried turn with the same id updates memory once.")
+    class_id: str | None = Field(default=None, pattern=_ID, description="The learner's class (class budgets).")
 
     check_message_blank = field_validator("message")(_not_blank)
 

@@ -86,6 +86,10 @@ class Settings(BaseModel):
             build_policy(self.routing, self.catalogue)
         except UnknownPolicyError as exc:
             raise ValueError(str(exc)) from None
+        for model, chain in self.routing.fallbacks.items():
+            for name in (model, *chain):
+                if self.catalogue.get(name) is None:
+                    raise ValueError(f"routing.fallbacks: {name!r} is not a catalogue model")
         return self
 
 

@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutor_cluster.edge.signals import EdgeSignals
+from tutor_cluster.routing.budgets import BudgetConfig
 from tutor_cluster.routing.catalogue import Catalogue, Tier
 
 
@@ -52,6 +53,12 @@ class RoutingConfig(BaseModel):
 
     policy: str = Field(default="rules", description="Name of a registered policy (see `tutor-cluster policies`).")
     rules: RulesPolicyConfig = Field(default_factory=RulesPolicyConfig, description="Settings of the 'rules' policy.")
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig, description="Spending budgets (none: unlimited).")
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Model → models to try, in order, when its engine fails, times out or is cooling down."))
+    cooldown_s: float = Field(default=30, ge=0, description="How long a failed engine is skipped (per router replica).")
+    first_token_timeout_s: float = Field(default=30, gt=0, description=(
+        "Deadline for an engine's first streamed item; past it the call is cancelled and the next fallback tried."))
 
 
 class RoutingPolicy(Protocol):

@@ -6,6 +6,7 @@ It streams events (plain dicts, batched in lists) back to the gateway:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from ray import serve
 
 from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.errors import StatusError
+from tutor_cluster.routing.budgets import BudgetExceeded, BudgetLedger, Reservation, Subject
 from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
 from tutor_cluster.routing.policies import (
     Decision,
@@ -35,6 +37,9 @@ class CoreRequest(BaseModel):
     signals: EdgeSignals
     learner: LearnerFeatures | None = Field(default=None, description="Learner state the policy may use.")
     model: str | None = Field(default=None, description="Catalogue model pinned by the client; None lets the policy pick.")
+    tenant: str = Field(default="default", description="Tenant of the API key (budgets).")
+    class_id: str | None = Field(default=None, description="Class the learner is in (budgets).")
+    learner_ref: str | None = Field(default=None, description="Pseudonymous learner id (budgets, ledger).")
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -67,10 +72,15 @@ class EngineError(StatusError):
 class RouterCore:
     """Routing and accounting, independent of Serve (engines are injected handles)."""
 
-    def __init__(self, config: RoutingConfig, catalogue: Catalogue, engines: dict[str, Any]) -> None:
+    def __init__(self, config: RoutingConfig, catalogue: Catalogue, engines: dict[str, Any], *,
+                 ledger: BudgetLedger | None = None, clock: Any = time.monotonic) -> None:
+        self._config = config
         self._catalogue = catalogue
         self._policy = build_policy(config, catalogue)
         self._engines = engines  # keyed by engine name, which is also its LLMConfig model_id
+        self._ledger = ledger if ledger is not None else BudgetLedger(config.budgets)
+        self._clock = clock
+        self._cooling: dict[str, float] = {}  # engine → monotonic time until which it is skipped
 
     def decide(self, request: CoreRequest) -> Decision:
         if request.model is not None:
@@ -84,16 +94,15 @@ class RouterCore:
             raise EngineError(404, f"unknown model {name!r}")
         return entry
 
-    def _chat_request(self, request: CoreRequest, decision: Decision) -> Any:
+    def _chat_request(self, request: CoreRequest, entry: ModelEntry) -> Any:
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
-        entry = self._entry(decision.model)
         params: dict[str, Any] = {
             "model": entry.engine,
             "messages": request.messages,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "max_tokens": min(request.max_tokens or entry.max_output_tokens, entry.context_length),
+            "max_tokens": self._max_tokens(request, entry),
             "request_id": request.request_id,
         }
         for key in ("temperature", "top_p", "stop", "seed"):
@@ -102,60 +111,146 @@ class RouterCore:
                 params[key] = value
         return ChatCompletionRequest(**params)
 
+    @staticmethod
+    def _max_tokens(request: CoreRequest, entry: ModelEntry) -> int:
+        return min(request.max_tokens or entry.max_output_tokens, entry.context_length)
+
+    # ---------------------------------------------------------------- budgets
+    def _chain(self, entry: ModelEntry) -> list[ModelEntry]:
+        return [entry, *(self._entry(n) for n in self._config.fallbacks.get(entry.name, ()))]
+
+    def _worst_case(self, request: CoreRequest, chain: list[ModelEntry]) -> float:
+        """Cost if the prompt were ~3 characters a token and the answer used all of max_tokens."""
+        prompt = sum(len(m.get("content") or "") for m in request.messages) // 3 + 8 * len(request.messages)
+        return max(e.cost(prompt, self._max_tokens(request, e)) for e in chain)
+
+    def _reserve(self, request: CoreRequest, decision: Decision) -> tuple[Decision, Reservation]:
+        subject = Subject(tenant=request.tenant, class_id=request.class_id, learner=request.learner_ref)
+        chain = self._chain(self._entry(decision.model))
+        try:
+            return decision, self._ledger.reserve(subject, self._worst_case(request, chain))
+        except BudgetExceeded as exc:
+            cheapest = min(self._catalogue.models, key=lambda m: (m.price_per_1k_output, m.price_per_1k_input))
+            if exc.rule.on_exhaustion != "downgrade" or cheapest.name == decision.model or request.model is not None:
+                raise
+            down = Decision(tier=cheapest.tier, model=cheapest.name, features=decision.features,
+                            reason=f"budget {exc.rule.name} is spent: downgraded from {decision.model} "
+                                   f"to {cheapest.name} ({decision.reason})")
+            return down, self._ledger.reserve(subject, self._worst_case(request, self._chain(cheapest)))
+
+    # ---------------------------------------------------------------- engines
+    def _available(self, entry: ModelEntry) -> bool:
+        return self._cooling.get(entry.engine, 0.0) <= self._clock()
+
+    async def _attempt(self, entry: ModelEntry, request: CoreRequest,
+                       state: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        """One engine call as delta batches; raises when the engine fails or misses the first-item deadline."""
+        stream = self._engines[entry.engine].options(stream=True).chat.remote(self._chat_request(request, entry))
+        items = stream.__aiter__()
+        first = True
+        while True:
+            try:
+                if first:
+                    item = await asyncio.wait_for(items.__anext__(), self._config.first_token_timeout_s)
+                    first = False
+                else:
+                    item = await items.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                cancel = getattr(stream, "cancel", None)
+                if cancel is not None:
+                    cancel()
+                raise TimeoutError(f"no first item within {self._config.first_token_timeout_s} s") from None
+            batch: list[dict[str, Any]] = []
+            for raw in item if isinstance(item, list) else [item]:
+                for chunk in _parse_sse(raw):
+                    if chunk.get("usage"):
+                        state["usage"] = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            if state.get("ttft") is None:
+                                state["ttft"] = time.perf_counter() - state["t_call"]
+                            batch.append({"type": "delta", "text": text})
+                        if choice.get("finish_reason"):
+                            state["finish"] = choice["finish_reason"]
+            if batch:
+                yield batch
+
+    def _retry_after(self) -> int:
+        now = self._clock()
+        waits = [until - now for until in self._cooling.values() if until > now]
+        return max(1, int(min(waits) + 0.999)) if waits else 1
+
     async def run(self, request: CoreRequest) -> AsyncIterator[list[dict[str, Any]]]:
         t0 = time.perf_counter()
         try:
             decision = self.decide(request)
-            entry = self._entry(decision.model)
+            decision, reservation = self._reserve(request, decision)
         except EngineError as exc:
             yield [{"type": "error", "status": exc.status, "message": exc.message}]
             return
-        yield [{"type": "route", **decision.model_dump()}]
-        handle = self._engines[entry.engine]
-        t_call = time.perf_counter()
-        ttft: float | None = None
-        usage: dict[str, int] = {}
-        finish: str | None = None
-        try:
-            stream = handle.options(stream=True).chat.remote(self._chat_request(request, decision))
-            async for item in stream:
-                items = item if isinstance(item, list) else [item]
-                batch: list[dict[str, Any]] = []
-                for raw in items:
-                    for chunk in _parse_sse(raw):
-                        if chunk.get("usage"):
-                            usage = chunk["usage"]
-                        for choice in chunk.get("choices") or ():
-                            text = (choice.get("delta") or {}).get("content")
-                            if text:
-                                if ttft is None:
-                                    ttft = time.perf_counter() - t_call
-                                batch.append({"type": "delta", "text": text})
-                            if choice.get("finish_reason"):
-                                finish = choice["finish_reason"]
-                if batch:
-                    yield batch
-        except EngineError as exc:
-            yield [{"type": "error", "status": exc.status, "message": exc.message}]
+        except BudgetExceeded as exc:
+            yield [{"type": "error", "status": 429, "message": exc.message, "retry_after": exc.retry_after_s}]
             return
-        except Exception as exc:  # noqa: BLE001 - a dead or failing engine replica: report, never hang or 500
-            yield [{"type": "error", "status": 503, "message": f"engine {entry.engine!r} failed: {type(exc).__name__}"}]
+        failures: list[str] = []
+        state: dict[str, Any] = {"usage": {}, "finish": None, "ttft": None}
+        answered: ModelEntry | None = None
+        for entry in self._chain(self._entry(decision.model)):
+            if not self._available(entry):
+                failures.append(f"{entry.name} cooling down")
+                continue
+            route = decision if entry.name == decision.model else Decision(
+                tier=entry.tier, model=entry.name, features=decision.features,
+                reason=f"{decision.reason}; fallback to {entry.name} ({'; '.join(failures)})")
+            state.update(t_call=time.perf_counter(), usage={}, finish=None, ttft=None)
+            started = False
+            try:
+                async for batch in self._attempt(entry, request, state):
+                    if not started:
+                        started = True
+                        yield [{"type": "route", **route.model_dump()}, *batch]
+                    else:
+                        yield batch
+            except Exception as exc:  # noqa: BLE001 - a failing engine: fall back, report, never hang or 500
+                status = exc.status if isinstance(exc, EngineError) else 503
+                if started or 400 <= status < 500 and status != 429:  # mid-answer, or the request itself is bad
+                    self._ledger.settle(reservation, 0.0)
+                    yield [{"type": "error", "status": status if not started else 503,
+                            "message": f"engine {entry.engine!r} failed: {type(exc).__name__}: {exc}"}]
+                    return
+                self._cooling[entry.engine] = self._clock() + self._config.cooldown_s
+                failures.append(f"{entry.name} failed: {type(exc).__name__}")
+                continue
+            if not started:
+                yield [{"type": "route", **route.model_dump()}]
+            answered = entry
+            break
+        if answered is None:
+            self._ledger.settle(reservation, 0.0)
+            yield [{"type": "error", "status": 503, "retry_after": self._retry_after(),
+                    "message": "no model could answer: " + "; ".join(failures)}]
             return
         t_end = time.perf_counter()
+        usage = state["usage"]
         prompt = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
+        cost = answered.cost(prompt, completion)
+        self._ledger.settle(reservation, cost)
         yield [{
             "type": "done",
-            "tier": decision.tier,
-            "model": decision.model,
-            "finish_reason": finish or "stop",
+            "tier": answered.tier,
+            "model": answered.name,
+            "finish_reason": state["finish"] or "stop",
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-            "cost": entry.cost(prompt, completion),
+            "cost": cost,
             "currency": self._catalogue.currency,
+            "budget_alerts": list(reservation.soft),
             "timings_ms": {
-                "router": round((t_call - t0) * 1000, 3),
-                "core": round((t_end - t_call) * 1000, 3),
-                "core_ttft": None if ttft is None else round(ttft * 1000, 3),
+                "router": round((state["t_call"] - t0) * 1000, 3),
+                "core": round((t_end - state["t_call"]) * 1000, 3),
+                "core_ttft": None if state["ttft"] is None else round(state["ttft"] * 1000, 3),
             },
         }]
 

@@ -1,0 +1,263 @@
+"""Spending budgets per tenant, class and learner over day / month / term windows.
+
+Before a model call the router *reserves* the call's worst-case cost (prompt estimate + ``max_tokens`` at the
+model's prices) against every rule that applies, atomically: either all counters move or none does, so N
+concurrent calls against room for M get exactly M reservations. After the call it *settles* the actual cost
+(the difference is refunded or charged). Counters live in SQLite (embedded, one file, ``BEGIN IMMEDIATE``) or
+Redis (one Lua script), keyed by rule, subject and window, so they survive restarts and are shared by replicas.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tutor_cluster.errors import StatusError
+
+Scope = Literal["tenant", "class", "learner"]
+Window = Literal["day", "month", "term"]
+
+
+class BudgetRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: Scope = Field(description="Whose spending: the API key's tenant, the request's class_id, or the learner.")
+    id: str = Field(default="*", description="One tenant/class id, or '*' for each one separately "
+                                             "(learner rules take '*': learners are pseudonymous here).")
+    window: Window = Field(default="day", description="day / month (UTC calendar) or term (routing.budgets.terms).")
+    limit: float = Field(gt=0, description="Spend allowed per window, in the catalogue currency.")
+    on_exhaustion: Literal["reject", "downgrade"] = Field(
+        default="reject", description="reject: 429 + Retry-After; downgrade: answer with the cheapest model instead.")
+    soft_limit: float = Field(default=0.8, gt=0, le=1, description="Share of the limit that raises the soft alert.")
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope}:{self.id}:{self.window}"
+
+
+class Term(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    start: date
+    end: date = Field(description="Last day of the term (inclusive).")
+
+
+class BudgetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[BudgetRule] = Field(default_factory=list, description="Budgets; none means unlimited.")
+    terms: list[Term] = Field(default_factory=list, description="Academic terms for window: term.")
+    backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="Where counters live.")
+    sqlite_path: str = Field(default="~/.cache/tutor-cluster/budgets.db", description="SQLite counters file.")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for counters (production).")
+    key_prefix: str = Field(default="tc:budget", description="Redis key prefix.")
+
+    @model_validator(mode="after")
+    def _terms(self) -> "BudgetConfig":
+        if any(r.window == "term" for r in self.rules) and not self.terms:
+            raise ValueError("a rule uses window 'term' but routing.budgets.terms is empty; add {name, start, end}")
+        return self
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who is spending. ``learner`` is already pseudonymous (see :func:`pseudonym`)."""
+
+    tenant: str
+    class_id: str | None = None
+    learner: str | None = None
+
+    def id_for(self, scope: Scope) -> str | None:
+        return {"tenant": self.tenant, "class": self.class_id, "learner": self.learner}[scope]
+
+
+def pseudonym(tenant: str, learner_id: str) -> str:
+    """A stable pseudonymous learner id for ledgers and budget keys (no raw id leaves the gateway)."""
+    return hashlib.sha256(f"{tenant}\x00{learner_id}".encode()).hexdigest()[:24]
+
+
+class BudgetExceeded(StatusError):
+    """No room left under a rule; ``retry_after_s`` is when its window resets."""
+
+    def __init__(self, rule: BudgetRule, retry_after_s: int) -> None:
+        super().__init__(429, f"budget {rule.name} (limit {rule.limit:g}) is spent; it resets in {retry_after_s} s")
+        self.rule = rule
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Reservation:
+    keys: tuple[str, ...]
+    amount: float
+    soft: tuple[str, ...] = ()  # rules now past their soft limit (for alerts)
+
+
+def window_of(window: Window, now: float, terms: list[Term]) -> tuple[str, float]:
+    """(label, reset time) of the window containing ``now`` (UTC)."""
+    dt = datetime.fromtimestamp(now, tz=timezone.utc)
+    if window == "day":
+        start = datetime(dt.year, dt.month, dt.day, tzinfo=timezone.utc)
+        return start.strftime("%Y-%m-%d"), (start + timedelta(days=1)).timestamp()
+    if window == "month":
+        days = calendar.monthrange(dt.year, dt.month)[1]
+        start = datetime(dt.year, dt.month, 1, tzinfo=timezone.utc)
+        return start.strftime("%Y-%m"), (start + timedelta(days=days)).timestamp()
+    today = dt.date()
+    for term in terms:
+        if term.start <= today <= term.end:
+            end = datetime(term.end.year, term.end.month, term.end.day, tzinfo=timezone.utc) + timedelta(days=1)
+            return f"term-{term.name}", end.timestamp()
+    return "between-terms", (dt + timedelta(days=1)).timestamp()  # outside every term: a daily bucket
+
+
+class _Counters(Protocol):
+    def reserve(self, keys: list[str], limits: list[float], amount: float, ttls: list[int]) -> int | None: ...
+    def add(self, keys: list[str], amount: float) -> None: ...
+    def get(self, key: str) -> float: ...
+
+
+class _SQLiteCounters:
+    def __init__(self, path: str) -> None:
+        file = Path(path).expanduser()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(file, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, amount REAL NOT NULL)")
+        self._lock = threading.Lock()
+
+    def reserve(self, keys: list[str], limits: list[float], amount: float, ttls: list[int]) -> int | None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: check-and-add is atomic
+            try:
+                for i, (key, limit) in enumerate(zip(keys, limits)):
+                    if self._get(key) + amount > limit + 1e-12:
+                        self._db.execute("ROLLBACK")
+                        return i
+                for key in keys:
+                    self._upsert(key, amount)
+                self._db.execute("COMMIT")
+                return None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def add(self, keys: list[str], amount: float) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            for key in keys:
+                self._upsert(key, amount)
+            self._db.execute("COMMIT")
+
+    def _upsert(self, key: str, amount: float) -> None:
+        self._db.execute("INSERT INTO spend(key, amount) VALUES (?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET amount = amount + excluded.amount", (key, amount))
+
+    def _get(self, key: str) -> float:
+        row = self._db.execute("SELECT amount FROM spend WHERE key = ?", (key,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def get(self, key: str) -> float:
+        with self._lock:
+            return self._get(key)
+
+
+_RESERVE_LUA = """
+local amount = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local spent = tonumber(redis.call('GET', key) or '0')
+  if spent + amount > tonumber(ARGV[1 + i]) + 1e-12 then return i end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBYFLOAT', key, amount)
+  redis.call('EXPIRE', key, tonumber(ARGV[1 + #KEYS + i]))
+end
+return 0
+"""
+
+
+class _RedisCounters:
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis
+
+        self._r = redis.Redis.from_url(url, socket_timeout=2)
+        self._prefix = prefix
+        self._script = self._r.register_script(_RESERVE_LUA)
+
+    def _k(self, key: str) -> str:
+        return f"{self._prefix}:{key}"
+
+    def reserve(self, keys: list[str], limits: list[float], amount: float, ttls: list[int]) -> int | None:
+        failed = int(self._script(keys=[self._k(k) for k in keys], args=[amount, *limits, *ttls]))
+        return None if failed == 0 else failed - 1
+
+    def add(self, keys: list[str], amount: float) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        for key in keys:
+            pipe.incrbyfloat(self._k(key), amount)
+        pipe.execute()
+
+    def get(self, key: str) -> float:
+        return float(self._r.get(self._k(key)) or 0)
+
+
+class BudgetLedger:
+    """Reserve / settle against every applicable rule; the clock is injected so windows are testable."""
+
+    def __init__(self, config: BudgetConfig, *, clock: Any = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self._counters: _Counters | None = None
+
+    @property
+    def counters(self) -> _Counters:
+        if self._counters is None:  # opened lazily: a router without budgets never touches a store
+            c = self.config
+            self._counters = (_SQLiteCounters(c.sqlite_path) if c.backend == "sqlite"
+                              else _RedisCounters(c.redis_url, c.key_prefix))
+        return self._counters
+
+    def _applicable(self, subject: Subject) -> list[tuple[BudgetRule, str, float]]:
+        now = self._clock()
+        out = []
+        for rule in self.config.rules:
+            who = subject.id_for(rule.scope)
+            if who is None or (rule.id != "*" and rule.id != who):
+                continue
+            label, reset = window_of(rule.window, now, self.config.terms)
+            out.append((rule, f"{rule.scope}:{rule.id}:{who}:{rule.window}:{label}", reset))
+        return out
+
+    def reserve(self, subject: Subject, amount: float) -> Reservation:
+        """Take ``amount`` from every applicable budget, or raise :class:`BudgetExceeded` and take nothing."""
+        rules = self._applicable(subject)
+        if not rules:
+            return Reservation((), 0.0)
+        now = self._clock()
+        keys = [k for _, k, _ in rules]
+        ttls = [max(1, int(reset - now)) + 86_400 for _, _, reset in rules]  # counters outlive their window a day
+        failed = self.counters.reserve(keys, [r.limit for r, _, _ in rules], amount, ttls)
+        if failed is not None:
+            rule, _, reset = rules[failed]
+            raise BudgetExceeded(rule, max(1, int(reset - now + 0.999)))
+        soft = tuple(r.name for r, k, _ in rules if self.counters.get(k) >= r.soft_limit * r.limit)
+        return Reservation(tuple(keys), amount, soft)
+
+    def settle(self, reservation: Reservation, actual: float) -> None:
+        """Replace the reserved amount by the actual cost (0 when the call failed)."""
+        delta = actual - reservation.amount
+        if reservation.keys and abs(delta) > 1e-15:
+            self.counters.add(list(reservation.keys), delta)
+
+    def spent(self, subject: Subject) -> dict[str, float]:
+        return {rule.name: self.counters.get(key) for rule, key, _ in self._applicable(subject)}
