@@ -189,3 +189,41 @@ def test_budget_exhaustion_rejects_or_downgrades(tmp_path: Path, action: str, ex
         assert core.calls == 0 and small.calls == 1
     other = _run(router, _core_request(class_id="c2"))  # the rule names one class: others are not limited
     assert other[-1]["type"] == "done" and other[-1]["model"] == "tutor-core"
+
+
+def _math_turn(mode: str, complexity: float = 0.3) -> CoreRequest:
+    from tutor_cluster.routing.verify import VerifySpec
+
+    return CoreRequest(request_id="r", messages=[{"role": "user", "content": "1/2 + 1/4?"}],
+                       signals=EdgeSignals(intent="question", skill="fractions.add", complexity=complexity, text="?"),
+                       verify=VerifySpec(kind="math", answer="3/4", mode=mode))
+
+
+@pytest.mark.parametrize("mode, planted, escalated", [
+    ("explain", "Common denominator 4: 2/4 + 1/4, so the answer is 2/6.", True),   # wrong stated answer
+    ("explain", "Write 1/2 as 2/4; then the answer is 3/4.", False),                # right: it stands
+    ("practice", "It is 1/2 + 1/4 = 3/4.", True),                                    # reveals the result
+    ("practice", "What is 1/2 written in quarters?", False),                         # a hint: it stands
+])
+def test_cascade_verifies_the_cheap_answer(tmp_path: Path, mode: str, planted: str, escalated: bool) -> None:
+    small, core = _Answers(planted), _Answers("Let us look at quarters together.")
+    router, _ = _two_engines(tmp_path, small, core, policy="cascade")
+    events = _run(router, _math_turn(mode))
+    route, done = events[0], events[-1]
+    text = "".join(e["text"] for e in events if e["type"] == "delta")
+    assert small.calls == 1 and core.calls == (1 if escalated else 0)
+    if escalated:
+        assert done["model"] == "tutor-core" and "failed verification" in route["reason"]
+        assert text.strip() == "Let us look at quarters together."
+        small_cost = router._entry("tutor-small").cost(40, len(planted.split()))
+        core_cost = router._entry("tutor-core").cost(40, done["usage"]["completion_tokens"])
+        assert done["cost"] == pytest.approx(small_cost + core_cost)  # the interaction pays both legs
+    else:
+        assert done["model"] == "tutor-small" and "verified" in route["reason"] and text.strip() == planted
+
+
+def test_cascade_sends_very_complex_turns_straight_up(tmp_path: Path) -> None:
+    small, core = _Answers(), _Answers()
+    router, _ = _two_engines(tmp_path, small, core, policy="cascade")
+    events = _run(router, _math_turn("explain", complexity=0.95))
+    assert events[-1]["model"] == "tutor-core" and small.calls == 0 and "directly" in events[0]["reason"]

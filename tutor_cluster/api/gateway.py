@@ -47,6 +47,7 @@ from tutor_cluster.learner.policies import Recommendation
 from tutor_cluster.routing.budgets import pseudonym
 from tutor_cluster.routing.policies import LearnerFeatures
 from tutor_cluster.routing.router import CoreRequest
+from tutor_cluster.routing.verify import VerifySpec
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
@@ -176,7 +177,9 @@ class GatewayService:
             curriculum=[f"{p.title}{' — ' + p.section if p.section else ''}: {p.text}" for p in passages],
             profile=self.learners.profile(ctx),
         )
-        return CoreRequest(request_id=turn_id, messages=messages, signals=edge.signals, learner=learner)
+        spec = VerifySpec(kind=exercise.kind, answer=exercise.answer, mode=body.mode, solve=exercise.solve,
+                          requires_function=exercise.requires_function) if exercise else None
+        return CoreRequest(request_id=turn_id, messages=messages, signals=edge.signals, learner=learner, verify=spec)
 
     async def turn(self, body: TurnRequest, principal: Principal = _LOCAL) -> TurnResponse | AsyncIterator[str]:
         t0 = self._clock()

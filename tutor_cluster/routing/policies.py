@@ -22,6 +22,8 @@ class Decision(BaseModel):
     model: str = Field(description="Catalogue model that will answer.")
     reason: str
     features: dict[str, float | str | None] = Field(default_factory=dict, description="What the decision looked at.")
+    escalate_to: str | None = Field(default=None, description=(
+        "Cascade: the model to use when this model's answer fails verification (None: no cascade)."))
 
 
 class LearnerFeatures(BaseModel):
@@ -48,11 +50,22 @@ class RulesPolicyConfig(BaseModel):
     struggle_mastery: float = Field(default=0.3, ge=0, le=1, description="... and mastery below this: core model.")
 
 
+class CascadePolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first_model: str | None = Field(default=None, description="Model tried first (default: first 'small').")
+    escalate_model: str | None = Field(default=None, description="Model escalated to (default: first 'core').")
+    direct_complexity: float = Field(default=0.85, ge=0, le=1, description=(
+        "At or above this complexity the escalation model answers directly (a cheap try would be wasted)."))
+
+
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policy: str = Field(default="rules", description="Name of a registered policy (see `tutor-cluster policies`).")
     rules: RulesPolicyConfig = Field(default_factory=RulesPolicyConfig, description="Settings of the 'rules' policy.")
+    cascade: CascadePolicyConfig = Field(default_factory=CascadePolicyConfig,
+                                         description="Settings of the 'cascade' policy.")
     budgets: BudgetConfig = Field(default_factory=BudgetConfig, description="Spending budgets (none: unlimited).")
     fallbacks: dict[str, list[str]] = Field(default_factory=dict, description=(
         "Model → models to try, in order, when its engine fails, times out or is cooling down."))
@@ -109,6 +122,17 @@ def _resolve(catalogue: Catalogue, name: str | None, tier: Tier) -> str:
     return entry.name
 
 
+def _features(signals: EdgeSignals, learner: LearnerFeatures | None) -> dict[str, float | str | None]:
+    return {
+        "intent": signals.intent,
+        "complexity": signals.complexity,
+        "check": None if signals.check is None else str(signals.check.correct),
+        "mastery": None if learner is None else learner.mastery,
+        "attempts": 0 if learner is None else learner.attempts,
+        "misconceptions": 0 if learner is None else learner.misconceptions,
+    }
+
+
 @register_policy("rules")
 class RulesPolicy:
     """Edge signals and message complexity decide: hard or ungraded work goes to core, the rest to small."""
@@ -126,15 +150,7 @@ class RulesPolicy:
 
     def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
         cfg = self._cfg
-        features: dict[str, float | str | None] = {
-            "intent": signals.intent,
-            "complexity": signals.complexity,
-            "threshold": cfg.complexity_threshold,
-            "check": None if signals.check is None else str(signals.check.correct),
-            "mastery": None if learner is None else learner.mastery,
-            "attempts": 0 if learner is None else learner.attempts,
-            "misconceptions": 0 if learner is None else learner.misconceptions,
-        }
+        features = {**_features(signals, learner), "threshold": cfg.complexity_threshold}
         if learner is not None and learner.misconceptions >= cfg.struggle_misconceptions:
             return self._pick(self._core, f"rules: {learner.misconceptions} misconceptions on this skill "
                                           f"(>= {cfg.struggle_misconceptions}): the learner is struggling", features)
@@ -155,3 +171,27 @@ class RulesPolicy:
             f"rules: {signals.intent} with complexity {signals.complexity:.2f} < {self._cfg.complexity_threshold:.2f}",
             features,
         )
+
+
+@register_policy("cascade")
+class CascadePolicy:
+    """FrugalGPT-style: the cheap model answers first; the router verifies its answer deterministically
+    (``routing/verify.py``) and escalates only when verification fails. Very complex turns go straight up."""
+
+    name = "cascade"
+
+    def __init__(self, config: RoutingConfig, catalogue: Catalogue) -> None:
+        self._cfg = config.cascade
+        self._first = _resolve(catalogue, self._cfg.first_model, "small")
+        self._escalate = _resolve(catalogue, self._cfg.escalate_model, "core")
+        self._tiers = {m.name: m.tier for m in catalogue.models}
+
+    def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
+        features = {**_features(signals, learner), "direct_complexity": self._cfg.direct_complexity}
+        if signals.complexity >= self._cfg.direct_complexity:
+            return Decision(tier=self._tiers[self._escalate], model=self._escalate, features=features,
+                            reason=f"cascade: complexity {signals.complexity:.2f} >= "
+                                   f"{self._cfg.direct_complexity:.2f}: {self._escalate} answers directly")
+        return Decision(tier=self._tiers[self._first], model=self._first, escalate_to=self._escalate,
+                        features=features,
+                        reason=f"cascade: {self._first} first; escalate to {self._escalate} if verification fails")

@@ -19,6 +19,7 @@ from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.errors import StatusError
 from tutor_cluster.routing.budgets import BudgetExceeded, BudgetLedger, Reservation, Subject
 from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
+from tutor_cluster.routing.verify import VerifySpec, verify
 from tutor_cluster.routing.policies import (
     Decision,
     LearnerFeatures,
@@ -40,6 +41,7 @@ class CoreRequest(BaseModel):
     tenant: str = Field(default="default", description="Tenant of the API key (budgets).")
     class_id: str | None = Field(default=None, description="Class the learner is in (budgets).")
     learner_ref: str | None = Field(default=None, description="Pseudonymous learner id (budgets, ledger).")
+    verify: VerifySpec | None = Field(default=None, description="Reference a cascade verifies a cheap answer against.")
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -126,9 +128,11 @@ class RouterCore:
 
     def _reserve(self, request: CoreRequest, decision: Decision) -> tuple[Decision, Reservation]:
         subject = Subject(tenant=request.tenant, class_id=request.class_id, learner=request.learner_ref)
-        chain = self._chain(self._entry(decision.model))
+        amount = self._worst_case(request, self._chain(self._entry(decision.model)))
+        if decision.escalate_to:  # a cascade may pay for both legs
+            amount += self._worst_case(request, self._chain(self._entry(decision.escalate_to)))
         try:
-            return decision, self._ledger.reserve(subject, self._worst_case(request, chain))
+            return decision, self._ledger.reserve(subject, amount)
         except BudgetExceeded as exc:
             cheapest = min(self._catalogue.models, key=lambda m: (m.price_per_1k_output, m.price_per_1k_input))
             if exc.rule.on_exhaustion != "downgrade" or cheapest.name == decision.model or request.model is not None:
@@ -197,6 +201,28 @@ class RouterCore:
         failures: list[str] = []
         state: dict[str, Any] = {"usage": {}, "finish": None, "ttft": None}
         answered: ModelEntry | None = None
+        spent = 0.0  # cost of a cascade's first leg, when it was escalated
+        if decision.escalate_to and request.model is None:
+            first = self._entry(decision.model)
+            state["t_call"] = time.perf_counter()
+            try:
+                text = "".join([e["text"] async for b in self._attempt(first, request, state) for e in b])
+            except Exception as exc:  # noqa: BLE001 - the cheap leg failed: escalate like a failed verification
+                self._cooling[first.engine] = self._clock() + self._config.cooldown_s
+                text, why = None, f"{first.name} failed: {type(exc).__name__}"
+            if text is not None:
+                verdict = verify(text, request.verify)
+                if verdict.ok:
+                    route = decision.model_copy(update={"reason": f"{decision.reason}; verified: {verdict.reason}"})
+                    yield [{"type": "route", **route.model_dump()}, {"type": "delta", "text": text}]
+                    yield [self._done(first, state, reservation, t0)]
+                    return
+                why = f"{first.name}'s answer failed verification: {verdict.reason}"
+                usage = state["usage"]
+                spent = first.cost(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+            target = self._entry(decision.escalate_to)
+            decision = Decision(tier=target.tier, model=target.name, features=decision.features,
+                                reason=f"cascade: {why}; escalated to {target.name}")
         for entry in self._chain(self._entry(decision.model)):
             if not self._available(entry):
                 failures.append(f"{entry.name} cooling down")
@@ -232,13 +258,19 @@ class RouterCore:
             yield [{"type": "error", "status": 503, "retry_after": self._retry_after(),
                     "message": "no model could answer: " + "; ".join(failures)}]
             return
+        yield [self._done(answered, state, reservation, t0, spent)]
+
+    def _done(self, answered: ModelEntry, state: dict[str, Any], reservation: Reservation, t0: float,
+              spent: float = 0.0) -> dict[str, Any]:
+        """The final event: usage of the answer, cost of the whole interaction (a cascade's first leg included),
+        settled against the budgets."""
         t_end = time.perf_counter()
         usage = state["usage"]
         prompt = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
-        cost = answered.cost(prompt, completion)
+        cost = round(answered.cost(prompt, completion) + spent, 10)
         self._ledger.settle(reservation, cost)
-        yield [{
+        return {
             "type": "done",
             "tier": answered.tier,
             "model": answered.name,
@@ -252,7 +284,7 @@ class RouterCore:
                 "core": round((t_end - state["t_call"]) * 1000, 3),
                 "core_ttft": None if state["ttft"] is None else round(state["ttft"] * 1000, 3),
             },
-        }]
+        }
 
     async def ready(self) -> dict[str, bool]:
         out = {}
