@@ -55,7 +55,7 @@ def test_env_overrides_and_is_validated(tmp_path: Path) -> None:
 
 def test_unknown_policy_lists_registered_ones(tmp_path: Path) -> None:
     path = _write(tmp_path, _with_catalogue("routing:\n  policy: magic\n"))
-    with pytest.raises(ConfigError, match="registered: cascade, rules"):
+    with pytest.raises(ConfigError, match="registered: cascade, learned, rules"):
         load_settings(path, env={})
 
 

@@ -41,7 +41,7 @@ def test_threshold_comes_from_config(catalogue) -> None:
 
 def test_policies_are_chosen_by_name(catalogue) -> None:
     assert "rules" in registered_policies()
-    with pytest.raises(UnknownPolicyError, match="registered: cascade, rules"):
+    with pytest.raises(UnknownPolicyError, match="registered: cascade, learned, rules"):
         build_policy(RoutingConfig(policy="nope"), catalogue)
 
 

@@ -127,7 +127,8 @@ def _two_engines(tmp_path: Path, small, core, **routing) -> tuple[RouterCore, _C
         m["engine"] = "small" if m["tier"] == "small" else "core"
     raw = {**settings.model_dump(), "catalogue": cat}
     raw["routing"] = {**raw["routing"], "fallbacks": {"tutor-core": ["tutor-small"]}, "cooldown_s": 30,
-                      "first_token_timeout_s": 0.5, **routing}
+                      "first_token_timeout_s": 0.5,
+                      "budgets": {"backend": "sqlite", "sqlite_path": str(tmp_path / "ledger.db")}, **routing}
     s2 = type(settings).model_validate(raw)
     clock = _Clock()
     return RouterCore(s2.routing, s2.catalogue, {"small": small, "core": core}, clock=clock), clock
@@ -227,3 +228,13 @@ def test_cascade_sends_very_complex_turns_straight_up(tmp_path: Path) -> None:
     router, _ = _two_engines(tmp_path, small, core, policy="cascade")
     events = _run(router, _math_turn("explain", complexity=0.95))
     assert events[-1]["model"] == "tutor-core" and small.calls == 0 and "directly" in events[0]["reason"]
+
+
+def test_every_answer_is_in_the_spend_ledger(tmp_path: Path) -> None:
+    small, core = _Answers("The answer is 2/6."), _Answers("Quarters!")
+    router, _ = _two_engines(tmp_path, small, core, policy="cascade")
+    done = _run(router, _math_turn("explain").model_copy(update={"tenant": "acme", "learner_ref": "p-123"}))[-1]
+    (entry,) = router._ledger.entries()
+    assert entry["tenant"] == "acme" and entry["learner"] == "p-123" and entry["model"] == "tutor-core"
+    assert entry["cost"] == done["cost"] and entry["small_ok"] is False and entry["policy"] == "cascade"
+    assert entry["features"]["complexity"] == 0.3

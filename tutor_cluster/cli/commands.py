@@ -104,6 +104,36 @@ def learner_fit_bkt(args: argparse.Namespace) -> int:
     return 0
 
 
+def routing_train(args: argparse.Namespace) -> int:
+    """Fit the learned routing policy; print its calibration."""
+    from tutor_cluster.routing.learned import fit, read_outcomes
+
+    try:
+        rows = read_outcomes(args.log)
+        model = fit(rows, args.target_core_share)
+    except FileNotFoundError:
+        raise CliError(f"{args.log}: file not found", 2) from None
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    model.save(args.out)
+    m = model.metrics
+    print(f"[routing] trained on {model.trained_on} outcomes: AUC {m['auc']}, core share {m['core_share']:.0%} "
+          f"(target {args.target_core_share:.0%}), threshold {model.threshold:.3f} → {args.out}")
+    return 0
+
+
+def routing_ledger_export(args: argparse.Namespace) -> int:
+    """Spend ledger → Parquet dataset partitioned by date."""
+    from tutor_cluster.routing.budgets import BudgetLedger
+    from tutor_cluster.routing.ledger import export_parquet
+
+    settings = _settings(args.config)
+    entries = BudgetLedger(settings.routing.budgets).entries()
+    written = export_parquet(entries, args.out)
+    print(f"[routing] {written} ledger entries → {args.out}")
+    return 0
+
+
 def policies(args: argparse.Namespace) -> int:
     from tutor_cluster.routing.policies import registered_policies
 

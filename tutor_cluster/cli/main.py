@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     fitp.add_argument("--fit-forget", action="store_true", help="also fit P(forget) (default: fixed at 0)")
     fitp.set_defaults(func=commands.learner_fit_bkt)
 
+    routing = sub.add_parser("routing", help="routing: train the learned policy, export the spend ledger")
+    routing_sub = routing.add_subparsers(dest="routing_command", required=True, parser_class=_Parser)
+    train = routing_sub.add_parser("train", help="fit the 'learned' policy from logged outcomes")
+    train.add_argument("log", help="JSON lines {features, small_ok} or a ledger Parquet export (file or folder)")
+    train.add_argument("--target-core-share", type=float, default=0.3,
+                       help="share of turns the core model should get (threshold calibration; default 0.3)")
+    train.add_argument("--out", required=True, help="where to write the model (routing.learned.model_path)")
+    train.set_defaults(func=commands.routing_train)
+    export = routing_sub.add_parser("ledger-export", help="write the spend ledger to Parquet, partitioned by date")
+    export.add_argument("--out", required=True, help="output folder (a Parquet dataset: date=YYYY-MM-DD/...)")
+    export.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or configs/default.yaml)")
+    export.set_defaults(func=commands.routing_ledger_export)
+
     pol = sub.add_parser("policies", help="list registered routing policies")
     pol.set_defaults(func=commands.policies)
     return p

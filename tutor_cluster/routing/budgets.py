@@ -5,12 +5,15 @@ model's prices) against every rule that applies, atomically: either all counters
 concurrent calls against room for M get exactly M reservations. After the call it *settles* the actual cost
 (the difference is refunded or charged). Counters live in SQLite (embedded, one file, ``BEGIN IMMEDIATE``) or
 Redis (one Lua script), keyed by rule, subject and window, so they survive restarts and are shared by replicas.
+The same store keeps the spend ledger: one entry per model interaction, exported to Parquet by
+``tutor-cluster routing ledger-export``.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -22,6 +25,9 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tutor_cluster.errors import StatusError
+
+#: Redis keeps about this many ledger entries (export them to Parquet regularly).
+LEDGER_MAX_ENTRIES = 1_000_000
 
 Scope = Literal["tenant", "class", "learner"]
 Window = Literal["day", "month", "term"]
@@ -61,6 +67,7 @@ class BudgetConfig(BaseModel):
     sqlite_path: str = Field(default="~/.cache/tutor-cluster/budgets.db", description="SQLite counters file.")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for counters (production).")
     key_prefix: str = Field(default="tc:budget", description="Redis key prefix.")
+    ledger: bool = Field(default=True, description="Record every model interaction in the spend ledger.")
 
     @model_validator(mode="after")
     def _terms(self) -> "BudgetConfig":
@@ -124,6 +131,8 @@ class _Counters(Protocol):
     def reserve(self, keys: list[str], limits: list[float], amount: float, ttls: list[int]) -> int | None: ...
     def add(self, keys: list[str], amount: float) -> None: ...
     def get(self, key: str) -> float: ...
+    def append(self, entry: dict[str, Any]) -> None: ...
+    def entries(self) -> list[dict[str, Any]]: ...
 
 
 class _SQLiteCounters:
@@ -134,7 +143,16 @@ class _SQLiteCounters:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, amount REAL NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL)")
         self._lock = threading.Lock()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO ledger(entry) VALUES (?)", (json.dumps(entry, separators=(",", ":")),))
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(r[0]) for r in self._db.execute("SELECT entry FROM ledger ORDER BY id")]
 
     def reserve(self, keys: list[str], limits: list[float], amount: float, ttls: list[int]) -> int | None:
         with self._lock:
@@ -210,6 +228,21 @@ class _RedisCounters:
     def get(self, key: str) -> float:
         return float(self._r.get(self._k(key)) or 0)
 
+    def append(self, entry: dict[str, Any]) -> None:
+        self._r.xadd(self._k("ledger"), {"entry": json.dumps(entry, separators=(",", ":"))},
+                     maxlen=LEDGER_MAX_ENTRIES, approximate=True)
+
+    def entries(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        last = "-"
+        while True:
+            rows = self._r.xrange(self._k("ledger"), min=last, max="+", count=1000)
+            rows = [r for r in rows if r[0] != (last.encode() if isinstance(last, str) else last)]
+            if not rows:
+                return out
+            out += [json.loads(fields[b"entry"]) for _, fields in rows]
+            last = rows[-1][0].decode()
+
 
 class BudgetLedger:
     """Reserve / settle against every applicable rule; the clock is injected so windows are testable."""
@@ -258,6 +291,14 @@ class BudgetLedger:
         delta = actual - reservation.amount
         if reservation.keys and abs(delta) > 1e-15:
             self.counters.add(list(reservation.keys), delta)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one interaction to the spend ledger (pseudonymous: no raw learner id is ever passed in)."""
+        if self.config.ledger:
+            self.counters.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        return self.counters.entries()
 
     def spent(self, subject: Subject) -> dict[str, float]:
         return {rule.name: self.counters.get(key) for rule, key, _ in self._applicable(subject)}

@@ -59,6 +59,14 @@ class CascadePolicyConfig(BaseModel):
         "At or above this complexity the escalation model answers directly (a cheap try would be wasted)."))
 
 
+class LearnedPolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_path: str | None = Field(default=None, description="Trained model file (`tutor-cluster routing train`).")
+    small_model: str | None = Field(default=None, description="Cheaper model (default: first 'small').")
+    core_model: str | None = Field(default=None, description="Stronger model (default: first 'core').")
+
+
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +74,8 @@ class RoutingConfig(BaseModel):
     rules: RulesPolicyConfig = Field(default_factory=RulesPolicyConfig, description="Settings of the 'rules' policy.")
     cascade: CascadePolicyConfig = Field(default_factory=CascadePolicyConfig,
                                          description="Settings of the 'cascade' policy.")
+    learned: LearnedPolicyConfig = Field(default_factory=LearnedPolicyConfig,
+                                         description="Settings of the 'learned' policy.")
     budgets: BudgetConfig = Field(default_factory=BudgetConfig, description="Spending budgets (none: unlimited).")
     fallbacks: dict[str, list[str]] = Field(default_factory=dict, description=(
         "Model → models to try, in order, when its engine fails, times out or is cooling down."))
@@ -195,3 +205,6 @@ class CascadePolicy:
         return Decision(tier=self._tiers[self._first], model=self._first, escalate_to=self._escalate,
                         features=features,
                         reason=f"cascade: {self._first} first; escalate to {self._escalate} if verification fails")
+
+
+from tutor_cluster.routing import learned as _learned  # noqa: E402,F401  (registers the 'learned' policy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,6 +27,9 @@ from tutor_cluster.routing.policies import (
     RoutingConfig,
     build_policy,
 )
+
+
+log = logging.getLogger(__name__)
 
 
 class CoreRequest(BaseModel):
@@ -202,6 +206,7 @@ class RouterCore:
         state: dict[str, Any] = {"usage": {}, "finish": None, "ttft": None}
         answered: ModelEntry | None = None
         spent = 0.0  # cost of a cascade's first leg, when it was escalated
+        small_ok: bool | None = None  # a cascade's outcome: the label `routing train` learns from
         if decision.escalate_to and request.model is None:
             first = self._entry(decision.model)
             state["t_call"] = time.perf_counter()
@@ -215,9 +220,10 @@ class RouterCore:
                 if verdict.ok:
                     route = decision.model_copy(update={"reason": f"{decision.reason}; verified: {verdict.reason}"})
                     yield [{"type": "route", **route.model_dump()}, {"type": "delta", "text": text}]
-                    yield [self._done(first, state, reservation, t0)]
+                    yield [self._done(request, route, first, state, reservation, t0, small_ok=True)]
                     return
                 why = f"{first.name}'s answer failed verification: {verdict.reason}"
+                small_ok = False
                 usage = state["usage"]
                 spent = first.cost(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
             target = self._entry(decision.escalate_to)
@@ -258,10 +264,24 @@ class RouterCore:
             yield [{"type": "error", "status": 503, "retry_after": self._retry_after(),
                     "message": "no model could answer: " + "; ".join(failures)}]
             return
-        yield [self._done(answered, state, reservation, t0, spent)]
+        yield [self._done(request, decision, answered, state, reservation, t0, spent, small_ok)]
 
-    def _done(self, answered: ModelEntry, state: dict[str, Any], reservation: Reservation, t0: float,
-              spent: float = 0.0) -> dict[str, Any]:
+    def _record(self, request: CoreRequest, decision: Decision, answered: ModelEntry, prompt: int, completion: int,
+                cost: float, small_ok: bool | None) -> None:
+        entry = {
+            "at": time.time(), "request_id": request.request_id, "tenant": request.tenant,
+            "class_id": request.class_id, "learner": request.learner_ref, "model": answered.name,
+            "tier": answered.tier, "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost,
+            "currency": self._catalogue.currency, "policy": self._config.policy, "reason": decision.reason,
+            "small_ok": small_ok, "features": decision.features,
+        }
+        try:
+            self._ledger.record(entry)
+        except Exception as exc:  # noqa: BLE001 - the answer is already out; a lost ledger line is logged
+            log.warning("spend ledger write failed: %s: %s", type(exc).__name__, exc)
+
+    def _done(self, request: CoreRequest, decision: Decision, answered: ModelEntry, state: dict[str, Any],
+              reservation: Reservation, t0: float, spent: float = 0.0, small_ok: bool | None = None) -> dict[str, Any]:
         """The final event: usage of the answer, cost of the whole interaction (a cascade's first leg included),
         settled against the budgets."""
         t_end = time.perf_counter()
@@ -270,6 +290,7 @@ class RouterCore:
         completion = int(usage.get("completion_tokens", 0))
         cost = round(answered.cost(prompt, completion) + spent, 10)
         self._ledger.settle(reservation, cost)
+        self._record(request, decision, answered, prompt, completion, cost, small_ok)
         return {
             "type": "done",
             "tier": answered.tier,
