@@ -81,7 +81,7 @@ def test_learner_fit_bkt_recovers_parameters_from_a_log(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("content", "needle"), [
-    ('{"learner_id": "a", "skill": "s", "correct": true}\n{"learner_id": "a", "skill": "s"', ":2: not JSON"),
+    ('{"learner_id": "a", "skill": "s", "correct": true}\n{"learner_id": "a", "skill": "s"', ":2: not valid JSON"),
     ('{"learner_id": "a", "skill": "s", "correct": "yes"}', ":1: field 'correct'"),
     ("", "no interactions"),
 ])

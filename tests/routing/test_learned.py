@@ -24,7 +24,7 @@ def _outcomes(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        f = {"intent": rng.choice(["question", "answer", "other"]), "complexity": rng.random(),
+        f = {"intent": rng.choice(["question", "answer_attempt", "hint_request", "off_topic"]), "complexity": rng.random(),
              "check": rng.choice([None, "True", "False"]), "mastery": rng.choice([None, rng.random()]),
              "attempts": rng.randint(0, 8), "misconceptions": rng.randint(0, 4)}
         hard = f["complexity"] * 2 + 0.4 * f["misconceptions"] - (f["mastery"] or 0.5)

@@ -62,3 +62,14 @@ def test_struggling_learners_get_the_core_model(catalogue) -> None:
     low = policy.decide(easy, LearnerFeatures(mastery=0.1, attempts=4, misconceptions=0))
     assert low.tier == "core" and "mastery" in low.reason
     assert policy.decide(easy, LearnerFeatures(mastery=0.1, attempts=2)).tier == "small"  # too early to tell
+
+
+@pytest.mark.parametrize(("complexity", "model", "escalate_to", "reason_part"), [
+    (0.1, "tutor-small", "tutor-core", "escalate to tutor-core if verification fails"),
+    (0.84, "tutor-small", "tutor-core", "tutor-small first"),
+    (0.85, "tutor-core", None, "answers directly"),
+])
+def test_cascade_policy_table(catalogue, complexity, model, escalate_to, reason_part) -> None:
+    decision = build_policy(RoutingConfig(policy="cascade"), catalogue).decide(_signals(complexity=complexity))
+    assert (decision.model, decision.escalate_to) == (model, escalate_to)
+    assert reason_part in decision.reason and decision.features["direct_complexity"] == 0.85

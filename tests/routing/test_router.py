@@ -14,8 +14,8 @@ from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.routing.router import CoreRequest, RouterCore
 
 
-class _DeadEngine:
-    """Behaves like a Serve handle whose replica died after the call was accepted."""
+class _Engine:
+    """The part of a Serve handle the router uses: ``handle.options(stream=True).chat.remote(request)``."""
 
     def options(self, **_):
         return self
@@ -23,6 +23,10 @@ class _DeadEngine:
     @property
     def chat(self):
         return self
+
+
+class _DeadEngine(_Engine):
+    """Behaves like a Serve handle whose replica died after the call was accepted."""
 
     def remote(self, _request):
         async def stream():
@@ -58,18 +62,11 @@ def test_unknown_pinned_model_is_an_error_event() -> None:
     assert _run(router, request) == [{"type": "error", "status": 404, "message": "unknown model 'nope'"}]
 
 
-class _Answers:
+class _Answers(_Engine):
     """A stand-in engine that streams a fixed answer in the LLMServer's SSE framing; counts its calls."""
 
     def __init__(self, text: str = "Try a common denominator.") -> None:
         self.text, self.calls = text, 0
-
-    def options(self, **_):
-        return self
-
-    @property
-    def chat(self):
-        return self
 
     def remote(self, _request):
         self.calls += 1

@@ -18,12 +18,13 @@ Every problem is a :class:`CurriculumError` naming ``file:line: field: message``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from tutor_cluster.jsonl import JsonlError, read_jsonl
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -60,34 +61,31 @@ class CurriculumSkill(_Record):
     standards: list[str] = Field(default_factory=list)
 
 
-class Explanation(_Record):
+class _Document(_Record):
+    id: Id = Field(description="Document id, unique in the curriculum; chunk ids are '<id>#<n>'.")
+    skill: Id = Field(description="Id of the skill the document teaches.")
+    standards: list[str] = Field(default_factory=list, description="Standard codes beyond the unit's and skill's.")
+
+
+class Explanation(_Document):
     kind: Literal["explanation"] = "explanation"
-    id: Id
-    skill: Id
     title: Text
     body: Text
-    standards: list[str] = Field(default_factory=list)
 
 
-class WorkedExample(_Record):
+class WorkedExample(_Document):
     kind: Literal["worked_example"] = "worked_example"
-    id: Id
-    skill: Id
     title: Text
     problem: Text
     steps: list[Text] = Field(min_length=1)
     answer: Text
-    standards: list[str] = Field(default_factory=list)
 
 
-class CurriculumExercise(_Record):
+class CurriculumExercise(_Document):
     kind: Literal["exercise"] = "exercise"
-    id: Id
-    skill: Id
     prompt: Text
     answer: Text = Field(description="Kept in the payload, never in the embedded text (practice mode).")
     hints: list[Text] = Field(default_factory=list)
-    standards: list[str] = Field(default_factory=list)
 
 
 Document = Explanation | WorkedExample | CurriculumExercise
@@ -156,19 +154,14 @@ def _validation_error(exc: ValidationError, source: str, line: int) -> Curriculu
 
 def _read_jsonl(path: Path, source: str) -> list[Located]:
     out = []
-    for number, raw in enumerate(_text(path, source).splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CurriculumError(source, number, None, f"not valid JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(data, dict):
-            raise CurriculumError(source, number, None, "expected a JSON object")
-        try:
-            out.append(Located(record=_RECORD.validate_python(data), source=source, line=number))
-        except ValidationError as exc:
-            raise _validation_error(exc, source, number) from None
+    try:
+        for number, data in read_jsonl(_text(path, source).splitlines(), source):
+            try:
+                out.append(Located(record=_RECORD.validate_python(data), source=source, line=number))
+            except ValidationError as exc:
+                raise _validation_error(exc, source, number) from None
+    except JsonlError as exc:
+        raise CurriculumError(source, exc.line, None, exc.message) from None
     return out
 
 

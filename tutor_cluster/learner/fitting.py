@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from tutor_cluster.jsonl import JsonlError, read_jsonl
 from tutor_cluster.learner.bkt import BKTParams, fit
 
 
@@ -19,15 +19,11 @@ def read_log(path: Path) -> dict[str, dict[str, list[bool]]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise LogError(f"{path}: cannot read: {exc}") from None
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LogError(f"{path}:{no}: not JSON: {exc.msg}") from None
-        if not isinstance(row, dict):
-            raise LogError(f"{path}:{no}: expected an object")
+    try:
+        rows = list(read_jsonl(lines, str(path)))
+    except JsonlError as exc:
+        raise LogError(str(exc)) from None
+    for no, row in rows:
         for field, kind in (("learner_id", str), ("skill", str), ("correct", bool)):
             if not isinstance(row.get(field), kind):
                 raise LogError(f"{path}:{no}: field {field!r} must be a {kind.__name__}")

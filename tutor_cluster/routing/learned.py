@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutor_cluster.edge.signals import EdgeSignals
+from tutor_cluster.jsonl import read_jsonl
 from tutor_cluster.routing.catalogue import Catalogue
 from tutor_cluster.routing.policies import (
     Decision,
@@ -28,7 +29,7 @@ from tutor_cluster.routing.policies import (
 )
 
 #: Model inputs, in order; built from the features every policy reports.
-FEATURES = ("complexity", "question", "answer", "checked", "check_wrong", "mastery", "mastery_known",
+FEATURES = ("complexity", "question", "answer_attempt", "hint_request", "checked", "check_wrong", "mastery", "mastery_known",
             "attempts", "misconceptions")
 
 
@@ -38,7 +39,8 @@ def vectorize(features: Mapping[str, Any]) -> np.ndarray:
     return np.array([
         float(features.get("complexity") or 0.0),
         1.0 if features.get("intent") == "question" else 0.0,
-        1.0 if features.get("intent") == "answer" else 0.0,
+        1.0 if features.get("intent") == "answer_attempt" else 0.0,
+        1.0 if features.get("intent") == "hint_request" else 0.0,
         0.0 if check in (None, "None") else 1.0,
         1.0 if check == "False" else 0.0,
         float(mastery) if mastery is not None else 0.0,
@@ -131,14 +133,8 @@ def read_outcomes(path: str | Path) -> list[tuple[dict[str, Any], bool]]:
         return [(json.loads(f), bool(ok)) for f, ok in zip(table["features"].to_pylist(),
                                                           table["small_ok"].to_pylist()) if ok is not None]
     out = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{file}:{number}: not valid JSON: {exc.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("features"), dict):
+    for number, row in read_jsonl(file.read_text(encoding="utf-8").splitlines(), str(file)):
+        if not isinstance(row.get("features"), dict):
             raise ValueError(f"{file}:{number}: features: expected an object")
         if row.get("small_ok") is None:
             continue
