@@ -34,7 +34,7 @@ SESSION = [
     ("hint", "frac-add-1", "I'm stuck, can I have a hint?", None),
     ("hint", "lin-eq-1", "what do I do first?", None),
     ("hint", "frac-simplify-1", "hint please", None),
-    ("hint", "frac-add-2", "I don't get it", None),
+    ("hint", "frac-add-2", "I am stuck on this one, any hint?", None),
     ("question", None, "What is a denominator?", None),
     ("question", None, "Why do I need a common denominator to add fractions?", None),
     ("question", None, "How do I check my answer to an equation?", None),
