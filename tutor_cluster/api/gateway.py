@@ -48,6 +48,9 @@ from tutor_cluster.routing.budgets import pseudonym
 from tutor_cluster.routing.policies import LearnerFeatures
 from tutor_cluster.routing.router import CoreRequest
 from tutor_cluster.routing.verify import VerifySpec
+from tutor_cluster.telemetry.http import MetricsMiddleware
+from tutor_cluster.telemetry.events import EventSink
+from tutor_cluster.telemetry.metrics import Metrics
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
@@ -69,8 +72,10 @@ class GatewayService:
     """Request handling, independent of Serve: edge and router are injected handles."""
 
     def __init__(self, settings: Settings, edge: Any, router: Any, memory: LearnerMemory, knowledge: Any = None,
-                 *, clock: Any = time.perf_counter) -> None:
+                 *, clock: Any = time.perf_counter, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.events = EventSink(settings.telemetry.events)
         self._edge = edge
         self._router = router
         self._knowledge = knowledge
@@ -191,6 +196,7 @@ class GatewayService:
         extra = {"memory": receipt, "mastery": change}
         if edge.reply is not None:
             response = self._edge_turn(turn_id, edge, edge.reply, pre, t0).model_copy(update=extra)
+            self._record_turn(response, after, body=body, principal=principal)
             if body.stream:
                 return self._edge_stream(response)
             return response
@@ -202,9 +208,11 @@ class GatewayService:
             "tenant": principal.tenant, "class_id": body.class_id,
             "learner_ref": pseudonym(principal.tenant, body.learner_id)})
         if body.stream:
-            return await self._turn_stream(turn_id, request, edge, pre, t0, extra)
+            return await self._turn_stream(turn_id, request, edge, pre, t0, extra, after, body, principal)
         text, route, done = await self._collect(request)
-        return self._model_turn(turn_id, edge, route, done, text, pre, t0).model_copy(update=extra)
+        response = self._model_turn(turn_id, edge, route, done, text, pre, t0).model_copy(update=extra)
+        self._record_turn(response, after, done, body=body, principal=principal)
+        return response
 
     def _model_turn(self, turn_id: str, edge: EdgeResult, route: dict[str, Any], done: dict[str, Any],
                     text: str, pre: dict[str, float], t0: float) -> TurnResponse:
@@ -219,6 +227,66 @@ class GatewayService:
                 "core_ttft": timings.get("core_ttft"), "total": _ms(self._clock() - t0),
             },
         )
+
+    # ---------------------------------------------------------------- metrics
+    def _record_model(self, done: dict[str, Any]) -> None:
+        """Tokens, cost, TTFT and alerts of one model interaction (the router's done event)."""
+        model, tier = done.get("model", "-"), done.get("tier", "-")
+        usage = done.get("usage", {})
+        m = self.metrics
+        m.inc("tutor_tokens", usage.get("prompt_tokens", 0), model=model, kind="prompt")
+        m.inc("tutor_tokens", usage.get("completion_tokens", 0), model=model, kind="completion")
+        m.inc("tutor_cost", done.get("cost", 0.0), model=model, tier=tier)
+        ttft = done.get("timings_ms", {}).get("core_ttft")
+        if ttft is not None:
+            m.observe("tutor_ttft_seconds", ttft / 1000, model=model)
+        for rule in done.get("budget_alerts", ()):
+            m.inc("tutor_budget_alerts", rule=rule)
+
+    def _record_turn(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None = None,
+                     *, body: TurnRequest, principal: Principal) -> None:
+        """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and its analytics event
+        (pseudonymous learner and session)."""
+        self._record_metrics(r, after, done)
+        change = r.mastery
+        state = after.skills.get(r.skill) if after and r.skill else None
+        self.events.add({
+            "at": time.time(), "turn_id": r.turn_id, "tenant": principal.tenant,
+            "learner": pseudonym(principal.tenant, body.learner_id),
+            "session": pseudonym(principal.tenant, f"session:{body.session_id}"), "skill": r.skill,
+            "intent": r.intent, "exercise_id": body.exercise_id, "tier": r.tier, "model": r.model,
+            "correct": r.check.correct if r.check else None, "misconceptions": r.check.misconceptions if r.check else [],
+            "hint": r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply),
+            "mastery_before": change.before if change else None, "mastery_after": change.after if change else None,
+            "mastered": change.mastered if change else None, "attempts": state.attempts if state else None,
+            "cost": r.cost.amount, "prompt_tokens": r.usage.prompt_tokens,
+            "completion_tokens": r.usage.completion_tokens, "citations": len(r.citations),
+            "latency_total_ms": r.latency_ms.get("total"), "latency_edge_ms": r.latency_ms.get("edge"),
+            "latency_core_ms": r.latency_ms.get("core"),
+        })
+
+    def _record_metrics(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None) -> None:
+        m = self.metrics
+        m.inc("tutor_turns", tier=r.tier, model=r.model or "-")
+        for tier, ms in r.latency_ms.items():
+            if ms is not None and tier not in ("total", "core_ttft"):
+                m.observe("tutor_tier_latency_seconds", ms / 1000, tier=tier)
+        if done is not None:
+            self._record_model(done)
+        m.inc("tutor_retrieval_passages", len(r.citations))
+        skill = r.skill or "unknown"
+        if r.check is not None and r.check.correct is not None:
+            m.inc("tutor_attempts", skill=skill, correct=str(r.check.correct).lower())
+            for tag in r.check.misconceptions:
+                m.inc("tutor_misconceptions", skill=skill, tag=tag)
+        if r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply):
+            m.inc("tutor_hints", skill=skill)
+        change = r.mastery
+        if change is not None and change.mastered and change.before < change.threshold:
+            m.inc("tutor_mastery_transitions", skill=change.skill)
+            state = after.skills.get(change.skill) if after else None
+            if state is not None:
+                m.observe("tutor_attempts_to_mastery", state.attempts, skill=change.skill)
 
     async def _edge_stream(self, response: TurnResponse) -> AsyncIterator[str]:
         yield _sse("route", {"tier": "edge", "model": None, "reason": response.reason})
@@ -243,7 +311,8 @@ class GatewayService:
         return error_body("timeout", f"no answer within {self._timeout} s")
 
     async def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, pre: dict[str, float],
-                           t0: float, extra: dict[str, Any]) -> AsyncIterator[str]:
+                           t0: float, extra: dict[str, Any], after: LearnerContext, body: TurnRequest,
+                           principal: Principal) -> AsyncIterator[str]:
         text: list[str] = []
         route: dict[str, Any] = {}
 
@@ -256,8 +325,9 @@ class GatewayService:
                 route.update(event)
                 return _sse("route", {k: event[k] for k in ("tier", "model", "reason")})
             if kind == "done":
-                final = self._model_turn(turn_id, edge, route, event, "".join(text), pre, t0)
-                return _sse("done", final.model_copy(update=extra).model_dump())
+                final = self._model_turn(turn_id, edge, route, event, "".join(text), pre, t0).model_copy(update=extra)
+                self._record_turn(final, after, event, body=body, principal=principal)
+                return _sse("done", final.model_dump())
             if kind == "error":
                 err = self._engine_error(event)
                 return _sse("error", error_body(err.type, err.message, err.field))
@@ -305,6 +375,7 @@ class GatewayService:
         if body.stream:
             return await self._chat_stream(chat_id, created, request, body, edge_ms, t0)
         text, route, done = await self._collect(request)
+        self._record_model(done)
         ext = self._chat_ext(route, done, edge_ms, t0)
         name = model_name if pinned else route.get("model", model_name)
         return self._completion(chat_id, created, name, text, done.get("finish_reason", "stop"),
@@ -359,6 +430,7 @@ class GatewayService:
                     delta, state["first"] = {"role": "assistant", **delta}, False
                 return self._chunk(chat_id, created, model, delta)
             if kind == "done":
+                self._record_model(event)
                 out = self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
                                   tutor=self._chat_ext(state["route"], event, edge_ms, t0))
                 if include_usage:
@@ -436,6 +508,7 @@ def build_fastapi(service: GatewayService) -> FastAPI:
                        max_body_bytes=settings.server.max_body_bytes)
 
     install_error_handlers(app, settings.server.request_timeout_s)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # added last: outermost, sees auth refusals
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -522,6 +595,10 @@ class Gateway:
     def __init__(self, settings: Settings, edge: Any, router: Any, knowledge: Any = None) -> None:
         memory = LearnerMemory(settings.learner, namespace=settings.ray.namespace)
         self._service = GatewayService(settings, edge, router, memory, knowledge)
+        self._service.events.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_fastapi(self._service)
+
+    def __del__(self) -> None:  # Serve calls it when the replica shuts down: write buffered events
+        self._service.events.close()

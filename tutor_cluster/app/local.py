@@ -145,6 +145,7 @@ def start_ray(settings: Settings) -> None:
             include_dashboard=rs.include_dashboard,
             dashboard_host="127.0.0.1",
             dashboard_port=rs.dashboard_port,
+            _metrics_export_port=rs.metrics_export_port,
             namespace=rs.namespace,
             _node_ip_address="127.0.0.1",
         )

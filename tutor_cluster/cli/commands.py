@@ -134,6 +134,46 @@ def routing_ledger_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboards_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tutor_cluster.telemetry.dashboards import build
+
+    out = args.out or Path(__file__).resolve().parents[2] / "deployments" / "grafana"
+    for path in build(out):
+        print(f"[dashboards] {path}")
+    return 0
+
+
+def dashboards_push(args: argparse.Namespace) -> int:
+    from tutor_cluster.telemetry.dashboards import push
+
+    token = args.token or os.environ.get("GRAFANA_TOKEN")
+    if not token:
+        raise CliError("a Grafana token is needed: --token or $GRAFANA_TOKEN", 2)
+    if not args.url.startswith(("http://", "https://")):
+        raise CliError(f"--url must start with http:// or https://, got {args.url!r}", 2)
+    try:
+        urls = push(args.url, token, args.folder_uid)
+    except Exception as exc:  # noqa: BLE001 - grafana-client raises many kinds; one line for the operator
+        raise CliError(f"push to {args.url} failed: {type(exc).__name__}: {exc}") from None
+    for url in urls:
+        print(f"[dashboards] {url}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from tutor_cluster.telemetry.report import ReportError, render
+
+    events = args.events or _settings(args.config).telemetry.events.path
+    try:
+        summary = render(events, args.out)
+    except ReportError as exc:
+        raise CliError(str(exc), 2) from None
+    print(f"[report] {args.out}: {summary['turns']} turns, {summary['learners']} learners, {summary['plots']} plots")
+    return 0
+
+
 def policies(args: argparse.Namespace) -> int:
     from tutor_cluster.routing.policies import registered_policies
 

@@ -72,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or configs/default.yaml)")
     export.set_defaults(func=commands.routing_ledger_export)
 
+    dash = sub.add_parser("dashboards", help="Grafana dashboards as code")
+    dash_sub = dash.add_subparsers(dest="dashboards_command", required=True, parser_class=_Parser)
+    dbuild = dash_sub.add_parser("build", help="write the dashboards' JSON (default: deployments/grafana)")
+    dbuild.add_argument("--out", default=None, help="output folder")
+    dbuild.set_defaults(func=commands.dashboards_build)
+    dpush = dash_sub.add_parser("push", help="create or overwrite the dashboards in a Grafana")
+    dpush.add_argument("--url", required=True, help="Grafana URL, e.g. https://grafana.example.org")
+    dpush.add_argument("--token", default=None, help="service-account token (default: $GRAFANA_TOKEN)")
+    dpush.add_argument("--folder-uid", default=None, help="folder to put them in")
+    dpush.set_defaults(func=commands.dashboards_push)
+
+    rep = sub.add_parser("report", help="HTML report with plots from the interaction events (Parquet)")
+    rep.add_argument("--events", default=None, help="events dataset (default: telemetry.events.path)")
+    rep.add_argument("--config", default=None, help="settings file (for the default events path)")
+    rep.add_argument("--out", default="tutor-report.html", help="HTML file to write")
+    rep.set_defaults(func=commands.report)
+
     pol = sub.add_parser("policies", help="list registered routing policies")
     pol.set_defaults(func=commands.policies)
     return p

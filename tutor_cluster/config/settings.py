@@ -20,6 +20,7 @@ from tutor_cluster.config.deployment import DeploymentOptions
 from tutor_cluster.edge.analysis import EdgeConfig
 from tutor_cluster.edge.exercises import ExerciseSet
 from tutor_cluster.knowledge.config import KnowledgeSettings
+from tutor_cluster.telemetry.events import EventsConfig
 from tutor_cluster.learner.memory import MemoryConfig
 from tutor_cluster.routing.catalogue import Catalogue
 from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy
@@ -44,6 +45,9 @@ class RaySettings(BaseModel):
         default=False, description="Start the dashboard/Jobs API (bound to 127.0.0.1; it grants code execution)."
     )
     dashboard_port: int = Field(default=8265, ge=1, le=65535, description="Dashboard/Jobs API port (127.0.0.1).")
+    metrics_export_port: int | None = Field(default=None, ge=1, le=65535, description=(
+        "Port of Ray's Prometheus endpoint on this node (null: Ray picks one and lists it in "
+        "/tmp/ray/prom_metrics_service_discovery.json)."))
     namespace: str = Field(default="tutor-cluster", description="Ray namespace of the app's actors.")
 
 
@@ -65,6 +69,12 @@ class TierDeployments(BaseModel):
     knowledge: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
 
 
+class TelemetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: EventsConfig = Field(default_factory=EventsConfig, description="Interaction events to Parquet.")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -79,6 +89,8 @@ class Settings(BaseModel):
     exercises: ExerciseSet = Field(default_factory=ExerciseSet, description="Exercise set (inline or a file path).")
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings,
                                          description="Curriculum RAG: embedder, Qdrant store, retrieval.")
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings,
+                                         description="Analytics events (metrics need no settings).")
 
     @model_validator(mode="after")
     def _policy(self) -> "Settings":

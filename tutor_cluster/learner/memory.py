@@ -25,7 +25,13 @@ from tutor_cluster.learner.context import (
     apply_update,
     new_context,
 )
-from tutor_cluster.learner.stores import Applied, StoreConfig, StoreUnavailable, open_store
+from tutor_cluster.learner.stores import (
+    Applied,
+    StoreConfig,
+    StoreUnavailable,
+    open_store,
+)
+from tutor_cluster.telemetry.metrics import Metrics
 
 
 class MemoryConfig(BaseModel):
@@ -59,6 +65,7 @@ class LearnerMemoryActor:
         self._cache_lock = threading.Lock()
         self._learner_locks: dict[str, threading.Lock] = {}
         self._stats = {"hits": 0, "misses": 0, "applied": 0, "duplicates": 0, "store_errors": 0}
+        self._metrics = Metrics()
 
     def _lock_for(self, learner_id: str) -> threading.Lock:
         with self._cache_lock:
@@ -78,6 +85,7 @@ class LearnerMemoryActor:
             if ctx is not None:
                 self._cache.move_to_end(learner_id)
                 self._stats["hits"] += 1
+                self._metrics.inc("tutor_memory_reads", result="hit")
             return ctx
 
     def get(self, learner_id: str) -> LearnerContext | None:
@@ -86,6 +94,7 @@ class LearnerMemoryActor:
         if ctx is not None:
             return ctx
         self._stats["misses"] += 1
+        self._metrics.inc("tutor_memory_reads", result="miss")
         try:
             ctx = self._store.get(learner_id)
         except StoreUnavailable:
