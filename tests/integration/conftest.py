@@ -22,6 +22,8 @@ REPO_ROOT = REPO_CONFIGS.parent
 #: Class budgets of the test service: less than one tutor-core turn's worst case (256 tokens at 0.015/1k =
 #: 0.00384), more than a tutor-small one's (~0.0001): core turns of these classes hit the budget, small ones pass.
 REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade", 0.003
+#: How often Ray's metrics agent publishes (default 10 s; shorter so the metrics test waits less).
+METRICS_INTERVAL_MS = 1000
 
 START_TIMEOUT_S = 600
 
@@ -34,6 +36,8 @@ class Service:
     log: Path
     config: Path
     dashboard: str    # the Ray dashboard / Jobs API (loopback, token auth)
+    metrics: str      # Ray's Prometheus endpoint of the node
+    events: Path      # interaction events dataset (Parquet)
     env: dict[str, str]  # environment of the `up` process (its TUTOR_STATE_DIR): for `status` / `down`
 
     def headers(self, key: str | None = None) -> dict[str, str]:
@@ -58,7 +62,7 @@ def _free_port() -> int:
 def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     key, chat_key = new_key(), new_key()
-    port, dashboard_port = _free_port(), _free_port()
+    port, dashboard_port, metrics_port = _free_port(), _free_port(), _free_port()
     config = tmp / "settings.yaml"
     config.write_text(
         f"server: {{port: {port}, request_timeout_s: 120}}\n"
@@ -67,7 +71,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
         f"catalogue: {REPO_CONFIGS / 'models.yaml'}\n"
         f"exercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
-        f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}}}\n"
+        f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}, metrics_export_port: {metrics_port}}}\n"
+        f"telemetry:\n  events: {{path: {tmp / 'events'}, region: test-region, flush_interval_s: 1}}\n"
         f"knowledge:\n  source: {REPO_ROOT / 'curriculum'}\n  store: {{path: {tmp / 'qdrant'}}}\n"
         "  retrieval: {refresh_interval_s: 1}\n"
         "routing:\n  budgets:\n"
@@ -80,14 +85,16 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     )
     log = tmp / "up.log"
     env = {k: v for k, v in os.environ.items() if k != "TUTOR_API_KEY"}
-    env.update(TUTOR_STATE_DIR=str(tmp / "state"), RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    env.update(TUTOR_STATE_DIR=str(tmp / "state"), RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
+               RAY_metrics_report_interval_ms=str(METRICS_INTERVAL_MS))
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tutor_cluster.cli.main", "up", "--config", str(config)],
             stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
     svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, config=config,
-                  dashboard=f"http://127.0.0.1:{dashboard_port}", env=env)
+                  dashboard=f"http://127.0.0.1:{dashboard_port}", metrics=f"http://127.0.0.1:{metrics_port}/metrics",
+                  events=tmp / "events", env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while "[up] ready" not in log.read_text(errors="replace"):

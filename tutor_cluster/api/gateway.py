@@ -54,13 +54,23 @@ from tutor_cluster.telemetry.metrics import Metrics
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"ray.serve.{__name__}")  # under Serve's logger: JSON lines with the request id
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)}
 _LOCAL = Principal(key_id="local", tenant="default", role="admin", scopes=frozenset())
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
+
+
+def request_id() -> str | None:
+    """The Serve request id (the client's X-Request-ID, or one Serve made); None outside a request."""
+    try:
+        from ray.serve.context import _get_serve_request_context
+
+        return _get_serve_request_context().request_id or None
+    except Exception:  # noqa: BLE001 - private API: tracing must never fail a request
+        return None
 
 
 def _sse(event: str | None, data: Any) -> str:
@@ -193,7 +203,8 @@ class GatewayService:
         t_mem = self._clock()
         before, after, receipt, change = await self.learners.remember(body, turn_id, edge)
         pre: dict[str, float | None] = {"edge": edge_ms, "memory": _ms(self._clock() - t_mem)}
-        extra = {"memory": receipt, "mastery": change}
+        trace = request_id()
+        extra = {"memory": receipt, "mastery": change, "request_id": trace}
         if edge.reply is not None:
             response = self._edge_turn(turn_id, edge, edge.reply, pre, t0).model_copy(update=extra)
             self._record_turn(response, after, body=body, principal=principal)
@@ -205,6 +216,7 @@ class GatewayService:
                                        score=p.score) for p in passages]
         request = self._core_request(turn_id, body, edge, before, self.learners.features(after, edge.signals.skill),
                                      passages).model_copy(update={
+            "request_id": trace or turn_id,  # unique per HTTP request: a retried turn id must not clash in vLLM
             "tenant": principal.tenant, "class_id": body.class_id,
             "learner_ref": pseudonym(principal.tenant, body.learner_id)})
         if body.stream:

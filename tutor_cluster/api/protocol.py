@@ -80,6 +80,8 @@ class Citation(BaseModel):
 
 class TurnResponse(BaseModel):
     turn_id: str
+    request_id: str | None = Field(default=None, description="Trace id of this HTTP request (X-Request-ID); "
+                                                             "every tier's log lines carry it.")
     reply: str
     tier: Literal["edge", "small", "core"] = Field(description="Which tier answered.")
     model: str | None = Field(description="Catalogue model that answered; null at the edge.")

@@ -15,12 +15,13 @@ from tutor_cluster.routing.router import Router
 def build_app(settings: Settings) -> Any:
     """The bound application; deploy it with ``serve.run`` (or via a Serve config file)."""
     d = settings.deployments
+    logs = {"logging_config": {"encoding": settings.server.log_encoding}}  # request ids in every tier's lines
     engines = {name: build_engine_app(name, engine) for name, engine in settings.catalogue.engines.items()}
-    router = Router.options(**d.router.serve_options()).bind(settings.routing, settings.catalogue, engines)
-    edge = EdgeTier.options(**d.edge.serve_options()).bind(settings.edge, settings.exercises)
-    knowledge = (Knowledge.options(**d.knowledge.serve_options()).bind(settings.knowledge)
+    router = Router.options(**d.router.serve_options(), **logs).bind(settings.routing, settings.catalogue, engines)
+    edge = EdgeTier.options(**d.edge.serve_options(), **logs).bind(settings.edge, settings.exercises)
+    knowledge = (Knowledge.options(**d.knowledge.serve_options(), **logs).bind(settings.knowledge)
                  if settings.knowledge.enabled else None)
-    return Gateway.options(**d.gateway.serve_options()).bind(settings, edge, router, knowledge)
+    return Gateway.options(**d.gateway.serve_options(), **logs).bind(settings, edge, router, knowledge)
 
 
 def app_builder(args: dict[str, str]) -> Any:

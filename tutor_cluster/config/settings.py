@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -58,6 +58,8 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
     max_body_bytes: int = Field(default=constants.MAX_BODY_BYTES, ge=1024, description="Larger bodies get 413.")
     request_timeout_s: float = Field(default=120, gt=0, description="Per-request deadline at the gateway.")
+    log_encoding: Literal["JSON", "TEXT"] = Field(default="JSON", description=(
+        "Replica log format; JSON lines carry the request id (the X-Request-ID header) in every tier."))
 
 
 class TierDeployments(BaseModel):

@@ -18,7 +18,7 @@ from tutor_cluster.knowledge.embedding import Embedder
 from tutor_cluster.knowledge.index import Filters, Hit, SnapshotIndex
 from tutor_cluster.knowledge.store import Collections, StoreBusy, Version, change_marker, open_client
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"ray.serve.{__name__}")
 _EMPTY = SnapshotIndex(np.zeros((0, 1), dtype=np.float32), [])
 
 

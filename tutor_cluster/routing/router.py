@@ -29,7 +29,7 @@ from tutor_cluster.routing.policies import (
 )
 
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(f"ray.serve.{__name__}")  # under Serve's logger: JSON lines with the request id
 
 
 class CoreRequest(BaseModel):
