@@ -39,6 +39,7 @@ class Service:
     metrics: str      # Ray's Prometheus endpoint of the node
     events: Path      # interaction events dataset (Parquet)
     env: dict[str, str]  # environment of the `up` process (its TUTOR_STATE_DIR): for `status` / `down`
+    pid: int = 0      # the `up` process: a session leader, so its Ray processes share its session id
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -86,7 +87,9 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     log = tmp / "up.log"
     env = {k: v for k, v in os.environ.items() if k != "TUTOR_API_KEY"}
     env.update(TUTOR_STATE_DIR=str(tmp / "state"), RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
-               RAY_metrics_report_interval_ms=str(METRICS_INTERVAL_MS))
+               RAY_metrics_report_interval_ms=str(METRICS_INTERVAL_MS),
+               # Serve's throughput mode buffers replica log lines (1,000 records); the tracing test reads them now
+               RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE="1")
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tutor_cluster.cli.main", "up", "--config", str(config)],
@@ -94,7 +97,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         )
     svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, config=config,
                   dashboard=f"http://127.0.0.1:{dashboard_port}", metrics=f"http://127.0.0.1:{metrics_port}/metrics",
-                  events=tmp / "events", env=env)
+                  events=tmp / "events", env=env, pid=proc.pid)
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while "[up] ready" not in log.read_text(errors="replace"):
@@ -120,3 +123,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
 def client(service: Service):
     with httpx.Client(base_url=service.url, headers=service.headers(), timeout=120) as c:
         yield c
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that break the shared service (marked `destructive`) run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("destructive") is not None)

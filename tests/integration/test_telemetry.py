@@ -175,7 +175,7 @@ def test_request_id_runs_through_every_tier_and_its_json_logs(service: Service, 
                 for line in fh:
                     if trace in line:
                         record = json.loads(line)  # JSON lines (server.log_encoding)
-                        seen[record["deployment"]] = record
+                        seen[record["deployment"].removeprefix("tutor_")] = record  # "<app>_<deployment>"
         time.sleep(0.5)
     assert {"gateway", "edge", "router"} <= set(seen), sorted(seen)
     assert all(rec["request_id"] == trace for rec in seen.values())

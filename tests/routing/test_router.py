@@ -235,3 +235,23 @@ def test_every_answer_is_in_the_spend_ledger(tmp_path: Path) -> None:
     assert entry["tenant"] == "acme" and entry["learner"] == "p-123" and entry["model"] == "tutor-core"
     assert entry["cost"] == done["cost"] and entry["small_ok"] is False and entry["policy"] == "cascade"
     assert entry["features"]["complexity"] == 0.3
+
+
+class _EndsEarly(_Answers):
+    """A stand-in engine whose stream ends without a finish reason (what a dying engine process produced)."""
+
+    def remote(self, _request):
+        self.calls += 1
+
+        async def stream():
+            yield ["data: [DONE]\n\n"]
+
+        return stream()
+
+
+def test_a_stream_that_ends_without_finishing_is_a_failure_not_an_empty_answer(tmp_path: Path) -> None:
+    small, core = _Answers(), _EndsEarly()
+    router, _ = _two_engines(tmp_path, small, core)
+    events = _run(router, _core_request())
+    assert events[-1]["type"] == "done" and events[-1]["model"] == "tutor-small"  # fell back
+    assert "tutor-core failed: EngineError" in events[0]["reason"]

@@ -164,6 +164,8 @@ class RouterCore:
                 else:
                     item = await items.__anext__()
             except StopAsyncIteration:
+                if state.get("finish") is None:  # a finished answer always says why it stopped
+                    raise EngineError(503, "the engine's stream ended without a finish reason") from None
                 return
             except TimeoutError:
                 cancel = getattr(stream, "cancel", None)
