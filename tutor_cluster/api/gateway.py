@@ -11,23 +11,18 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import FastAPI
 from ray import serve
 from ray.exceptions import RayError
 
-from tutor_cluster.errors import StatusError
-
-from tutor_cluster.api.auth import Authenticator, Principal
-from tutor_cluster.api.errors import ApiError, install_error_handlers
+from tutor_cluster.api.auth import Principal
+from tutor_cluster.api.errors import ApiError
 from tutor_cluster.api.learners import LearnerService
-from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.protocol import (
     ChatCompletionRequest,
     Citation,
     Cost,
     ErrorResponse,
-    LearnerView,
     ModelCard,
     ModelList,
     TurnRequest,
@@ -39,23 +34,23 @@ from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
 from tutor_cluster.edge.deployment import EdgeRejection
 from tutor_cluster.edge.signals import EdgeReply, EdgeResult
+from tutor_cluster.errors import StatusError
 from tutor_cluster.knowledge.index import Filters
 from tutor_cluster.knowledge.retriever import Passage, SearchResult
 from tutor_cluster.learner.context import LearnerContext, Preferences
 from tutor_cluster.learner.memory import LearnerMemory
-from tutor_cluster.learner.policies import Recommendation
 from tutor_cluster.routing.budgets import pseudonym
 from tutor_cluster.routing.policies import LearnerFeatures
 from tutor_cluster.routing.router import CoreRequest
 from tutor_cluster.routing.verify import VerifySpec
-from tutor_cluster.telemetry.http import MetricsMiddleware
 from tutor_cluster.telemetry.events import EventSink
 from tutor_cluster.telemetry.metrics import Metrics
+from tutor_cluster.telemetry.recorder import TurnRecorder
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 log = logging.getLogger(f"ray.serve.{__name__}")  # under Serve's logger: JSON lines with the request id
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)}
 _LOCAL = Principal(key_id="local", tenant="default", role="admin", scopes=frozenset())
 
 
@@ -86,6 +81,7 @@ class GatewayService:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.events = EventSink(settings.telemetry.events)
+        self.recorder = TurnRecorder(self.metrics, self.events)
         self._edge = edge
         self._router = router
         self._knowledge = knowledge
@@ -207,7 +203,7 @@ class GatewayService:
         extra = {"memory": receipt, "mastery": change, "request_id": trace}
         if edge.reply is not None:
             response = self._edge_turn(turn_id, edge, edge.reply, pre, t0).model_copy(update=extra)
-            self._record_turn(response, after, body=body, principal=principal)
+            self.recorder.turn(response, after, body=body, tenant=principal.tenant)
             if body.stream:
                 return self._edge_stream(response)
             return response
@@ -223,7 +219,7 @@ class GatewayService:
             return await self._turn_stream(turn_id, request, edge, pre, t0, extra, after, body, principal)
         text, route, done = await self._collect(request)
         response = self._model_turn(turn_id, edge, route, done, text, pre, t0).model_copy(update=extra)
-        self._record_turn(response, after, done, body=body, principal=principal)
+        self.recorder.turn(response, after, done, body=body, tenant=principal.tenant)
         return response
 
     def _model_turn(self, turn_id: str, edge: EdgeResult, route: dict[str, Any], done: dict[str, Any],
@@ -239,66 +235,6 @@ class GatewayService:
                 "core_ttft": timings.get("core_ttft"), "total": _ms(self._clock() - t0),
             },
         )
-
-    # ---------------------------------------------------------------- metrics
-    def _record_model(self, done: dict[str, Any]) -> None:
-        """Tokens, cost, TTFT and alerts of one model interaction (the router's done event)."""
-        model, tier = done.get("model", "-"), done.get("tier", "-")
-        usage = done.get("usage", {})
-        m = self.metrics
-        m.inc("tutor_tokens", usage.get("prompt_tokens", 0), model=model, kind="prompt")
-        m.inc("tutor_tokens", usage.get("completion_tokens", 0), model=model, kind="completion")
-        m.inc("tutor_cost", done.get("cost", 0.0), model=model, tier=tier)
-        ttft = done.get("timings_ms", {}).get("core_ttft")
-        if ttft is not None:
-            m.observe("tutor_ttft_seconds", ttft / 1000, model=model)
-        for rule in done.get("budget_alerts", ()):
-            m.inc("tutor_budget_alerts", rule=rule)
-
-    def _record_turn(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None = None,
-                     *, body: TurnRequest, principal: Principal) -> None:
-        """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and its analytics event
-        (pseudonymous learner and session)."""
-        self._record_metrics(r, after, done)
-        change = r.mastery
-        state = after.skills.get(r.skill) if after and r.skill else None
-        self.events.add({
-            "at": time.time(), "turn_id": r.turn_id, "tenant": principal.tenant,
-            "learner": pseudonym(principal.tenant, body.learner_id),
-            "session": pseudonym(principal.tenant, f"session:{body.session_id}"), "skill": r.skill,
-            "intent": r.intent, "exercise_id": body.exercise_id, "tier": r.tier, "model": r.model,
-            "correct": r.check.correct if r.check else None, "misconceptions": r.check.misconceptions if r.check else [],
-            "hint": r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply),
-            "mastery_before": change.before if change else None, "mastery_after": change.after if change else None,
-            "mastered": change.mastered if change else None, "attempts": state.attempts if state else None,
-            "cost": r.cost.amount, "prompt_tokens": r.usage.prompt_tokens,
-            "completion_tokens": r.usage.completion_tokens, "citations": len(r.citations),
-            "latency_total_ms": r.latency_ms.get("total"), "latency_edge_ms": r.latency_ms.get("edge"),
-            "latency_core_ms": r.latency_ms.get("core"),
-        })
-
-    def _record_metrics(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None) -> None:
-        m = self.metrics
-        m.inc("tutor_turns", tier=r.tier, model=r.model or "-")
-        for tier, ms in r.latency_ms.items():
-            if ms is not None and tier not in ("total", "core_ttft"):
-                m.observe("tutor_tier_latency_seconds", ms / 1000, tier=tier)
-        if done is not None:
-            self._record_model(done)
-        m.inc("tutor_retrieval_passages", len(r.citations))
-        skill = r.skill or "unknown"
-        if r.check is not None and r.check.correct is not None:
-            m.inc("tutor_attempts", skill=skill, correct=str(r.check.correct).lower())
-            for tag in r.check.misconceptions:
-                m.inc("tutor_misconceptions", skill=skill, tag=tag)
-        if r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply):
-            m.inc("tutor_hints", skill=skill)
-        change = r.mastery
-        if change is not None and change.mastered and change.before < change.threshold:
-            m.inc("tutor_mastery_transitions", skill=change.skill)
-            state = after.skills.get(change.skill) if after else None
-            if state is not None:
-                m.observe("tutor_attempts_to_mastery", state.attempts, skill=change.skill)
 
     async def _edge_stream(self, response: TurnResponse) -> AsyncIterator[str]:
         yield _sse("route", {"tier": "edge", "model": None, "reason": response.reason})
@@ -338,7 +274,7 @@ class GatewayService:
                 return _sse("route", {k: event[k] for k in ("tier", "model", "reason")})
             if kind == "done":
                 final = self._model_turn(turn_id, edge, route, event, "".join(text), pre, t0).model_copy(update=extra)
-                self._record_turn(final, after, event, body=body, principal=principal)
+                self.recorder.turn(final, after, event, body=body, tenant=principal.tenant)
                 return _sse("done", final.model_dump())
             if kind == "error":
                 err = self._engine_error(event)
@@ -387,7 +323,7 @@ class GatewayService:
         if body.stream:
             return await self._chat_stream(chat_id, created, request, body, edge_ms, t0)
         text, route, done = await self._collect(request)
-        self._record_model(done)
+        self.recorder.model(done)
         ext = self._chat_ext(route, done, edge_ms, t0)
         name = model_name if pinned else route.get("model", model_name)
         return self._completion(chat_id, created, name, text, done.get("finish_reason", "stop"),
@@ -442,7 +378,7 @@ class GatewayService:
                     delta, state["first"] = {"role": "assistant", **delta}, False
                 return self._chunk(chat_id, created, model, delta)
             if kind == "done":
-                self._record_model(event)
+                self.recorder.model(event)
                 out = self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
                                   tutor=self._chat_ext(state["route"], event, edge_ms, t0))
                 if include_usage:
@@ -508,97 +444,6 @@ class GatewayService:
         return ok, tiers
 
 
-def build_fastapi(service: GatewayService) -> FastAPI:
-    """The HTTP app; its routes close over ``service``."""
-    settings = service.settings
-    app = FastAPI(
-        title="tutor-cluster", version="0.1.0", docs_url=None, redoc_url=None,
-        description="Distributed AI tutoring API. Every route except /healthz and /readyz needs "
-                    "'Authorization: Bearer <api key>'.",
-    )
-    app.add_middleware(GatewayMiddleware, authenticator=Authenticator(settings.auth),
-                       max_body_bytes=settings.server.max_body_bytes)
-
-    install_error_handlers(app, settings.server.request_timeout_s)
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # added last: outermost, sees auth refusals
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the gateway process answers. No auth."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "a tier is not ready"}})
-    async def readyz() -> JSONResponse:
-        """Readiness: every tier (edge, router, each core engine) answers. No auth."""
-        ok, tiers = await service.readiness()
-        return JSONResponse({"status": "ready" if ok else "not_ready", "tiers": tiers}, status_code=200 if ok else 503)
-
-    @app.post(f"/{API_VERSION}/tutor/turns", response_model=TurnResponse, responses=_ERRORS, tags=["tutor"])
-    async def tutor_turn(body: TurnRequest, http: Request) -> Any:
-        """One tutoring turn. With ``stream: true`` the answer comes as server-sent events:
-        ``route``, then ``delta`` (text) events, then ``done`` (the full TurnResponse) or ``error``."""
-        result = await service.turn(body, http.state.principal)
-        if isinstance(result, TurnResponse):
-            return result
-        return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    @app.post(f"/{API_VERSION}/chat/completions", responses=_ERRORS, tags=["openai"])
-    async def chat_completions(body: ChatCompletionRequest, http: Request) -> Any:
-        """OpenAI-compatible chat completions through the same edge → router path."""
-        result = await service.chat(body, http.state.principal)
-        if isinstance(result, dict):
-            return JSONResponse(result)
-        return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    @app.get(f"/{API_VERSION}/curriculum/search", response_model=SearchResult, responses=_ERRORS, tags=["curriculum"])
-    async def curriculum_search(
-        q: str = Query(min_length=1, max_length=512, description="What to look for."),
-        k: int = Query(default=5, ge=1, le=20, description="How many passages."),
-        skill: str | None = Query(default=None, pattern=LEARNER_ID_PATTERN, description="Only this skill."),
-        grade: int | None = Query(default=None, ge=0, le=13, description="Only this grade."),
-        locale: str | None = Query(default=None, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", description="Language."),
-    ) -> SearchResult:
-        """Search the live curriculum version (the passages a core turn would be grounded on)."""
-        if not q.strip():
-            raise ApiError(422, "invalid_request", "q: must not be blank", "q")
-        filters = Filters(skill=skill, grade=grade, lang=locale.split("-")[0] if locale else None)
-        return await service.search(q, k, filters)
-
-    @app.get(f"/{API_VERSION}/models", response_model=ModelList, responses=_ERRORS, tags=["openai"])
-    async def list_models() -> ModelList:
-        """The model catalogue ('auto' lets the router choose)."""
-        return service.models()
-
-    learner_id_path = Path(pattern=LEARNER_ID_PATTERN, description="The learner.")
-
-    @app.get(f"/{API_VERSION}/learners/{{learner_id}}", response_model=LearnerView, responses=_ERRORS,
-             tags=["learners"])
-    async def get_learner(learner_id: str = learner_id_path) -> LearnerView:
-        """Mastery per skill, misconceptions, preferences and recent turns."""
-        return await service.learners.learner(learner_id)
-
-    @app.patch(f"/{API_VERSION}/learners/{{learner_id}}/preferences", response_model=LearnerView,
-               responses=_ERRORS, tags=["learners"])
-    async def patch_preferences(body: Preferences, learner_id: str = learner_id_path,
-                                idempotency_key: str | None = Header(default=None, pattern=LEARNER_ID_PATTERN)) -> LearnerView:
-        """Set learning style, pace or language (fields sent replace stored ones; null clears)."""
-        return await service.learners.set_preferences(learner_id, body, idempotency_key)
-
-    @app.get(f"/{API_VERSION}/learners/{{learner_id}}/next-exercise", response_model=Recommendation,
-             responses=_ERRORS, tags=["learners"])
-    async def next_exercise(learner_id: str = learner_id_path) -> Recommendation:
-        """The exercise to do next, by the configured policy (default: lowest unmastered skill)."""
-        return await service.learners.next_exercise(learner_id)
-
-    @app.get(f"/{API_VERSION}/admin/stats", responses=_ERRORS, tags=["admin"])
-    async def admin_stats() -> dict[str, Any]:
-        """Request counters per tier (admin scope): what reached the edge and each core engine; the live
-        curriculum version the knowledge replica serves."""
-        return await service.stats()
-
-    return app
-
-
 @serve.deployment(name="gateway")
 @serve.ingress()
 class Gateway:
@@ -610,6 +455,8 @@ class Gateway:
         self._service.events.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
+        from tutor_cluster.api.routes import build_fastapi
+
         return build_fastapi(self._service)
 
     def __del__(self) -> None:  # Serve calls it when the replica shuts down: write buffered events

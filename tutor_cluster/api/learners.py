@@ -11,11 +11,22 @@ from typing import Any
 from ray.exceptions import RayError
 
 from tutor_cluster.api.errors import MEMORY_RETRY_AFTER_S, ApiError
-from tutor_cluster.api.protocol import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
+from tutor_cluster.api.protocol import (
+    LearnerView,
+    MasteryChange,
+    MemoryReceipt,
+    SkillView,
+    TurnRequest,
+)
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
 from tutor_cluster.learner import policies as learner_policies
-from tutor_cluster.learner.context import LearnerContext, LearnerUpdate, Preferences, TurnSummary
+from tutor_cluster.learner.context import (
+    LearnerContext,
+    LearnerUpdate,
+    Preferences,
+    TurnSummary,
+)
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.learner.policies import Recommendation
 from tutor_cluster.learner.stores import StoreUnavailable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
-from tutor_cluster.api.auth import AuthError, Authenticator, Scope
+from tutor_cluster.api.auth import Authenticator, AuthError, Scope
 from tutor_cluster.api.protocol import error_body
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -1,0 +1,78 @@
+"""What one API interaction leaves behind for operators and analysts: metrics (no personal data in labels)
+and the turn's analytics event (pseudonymous learner and session ids)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tutor_cluster.api.protocol import TurnRequest, TurnResponse
+from tutor_cluster.learner.context import LearnerContext
+from tutor_cluster.routing.budgets import pseudonym
+from tutor_cluster.telemetry.events import EventSink
+from tutor_cluster.telemetry.metrics import Metrics
+
+
+class TurnRecorder:
+    def __init__(self, metrics: Metrics, events: EventSink) -> None:
+        self.metrics = metrics
+        self.events = events
+
+    def model(self, done: dict[str, Any]) -> None:
+        """Tokens, cost, TTFT and alerts of one model interaction (the router's done event)."""
+        model, tier = done.get("model", "-"), done.get("tier", "-")
+        usage = done.get("usage", {})
+        m = self.metrics
+        m.inc("tutor_tokens", usage.get("prompt_tokens", 0), model=model, kind="prompt")
+        m.inc("tutor_tokens", usage.get("completion_tokens", 0), model=model, kind="completion")
+        m.inc("tutor_cost", done.get("cost", 0.0), model=model, tier=tier)
+        ttft = done.get("timings_ms", {}).get("core_ttft")
+        if ttft is not None:
+            m.observe("tutor_ttft_seconds", ttft / 1000, model=model)
+        for rule in done.get("budget_alerts", ()):
+            m.inc("tutor_budget_alerts", rule=rule)
+
+    def turn(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None = None, *,
+             body: TurnRequest, tenant: str) -> None:
+        """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and its analytics event
+        (pseudonymous learner and session)."""
+        self._metrics_of(r, after, done)
+        change = r.mastery
+        state = after.skills.get(r.skill) if after and r.skill else None
+        self.events.add({
+            "at": time.time(), "turn_id": r.turn_id, "tenant": tenant,
+            "learner": pseudonym(tenant, body.learner_id),
+            "session": pseudonym(tenant, f"session:{body.session_id}"), "skill": r.skill,
+            "intent": r.intent, "exercise_id": body.exercise_id, "tier": r.tier, "model": r.model,
+            "correct": r.check.correct if r.check else None, "misconceptions": r.check.misconceptions if r.check else [],
+            "hint": r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply),
+            "mastery_before": change.before if change else None, "mastery_after": change.after if change else None,
+            "mastered": change.mastered if change else None, "attempts": state.attempts if state else None,
+            "cost": r.cost.amount, "prompt_tokens": r.usage.prompt_tokens,
+            "completion_tokens": r.usage.completion_tokens, "citations": len(r.citations),
+            "latency_total_ms": r.latency_ms.get("total"), "latency_edge_ms": r.latency_ms.get("edge"),
+            "latency_core_ms": r.latency_ms.get("core"),
+        })
+
+    def _metrics_of(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None) -> None:
+        m = self.metrics
+        m.inc("tutor_turns", tier=r.tier, model=r.model or "-")
+        for tier, ms in r.latency_ms.items():
+            if ms is not None and tier not in ("total", "core_ttft"):
+                m.observe("tutor_tier_latency_seconds", ms / 1000, tier=tier)
+        if done is not None:
+            self.model(done)
+        m.inc("tutor_retrieval_passages", len(r.citations))
+        skill = r.skill or "unknown"
+        if r.check is not None and r.check.correct is not None:
+            m.inc("tutor_attempts", skill=skill, correct=str(r.check.correct).lower())
+            for tag in r.check.misconceptions:
+                m.inc("tutor_misconceptions", skill=skill, tag=tag)
+        if r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply):
+            m.inc("tutor_hints", skill=skill)
+        change = r.mastery
+        if change is not None and change.mastered and change.before < change.threshold:
+            m.inc("tutor_mastery_transitions", skill=change.skill)
+            state = after.skills.get(change.skill) if after else None
+            if state is not None:
+                m.observe("tutor_attempts_to_mastery", state.attempts, skill=change.skill)
