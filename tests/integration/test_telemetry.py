@@ -20,7 +20,7 @@ from tests.integration.conftest import METRICS_INTERVAL_MS, REPO_ROOT, Service
 from tutor_cluster.telemetry.events import read_events
 
 pytestmark = pytest.mark.integration
-_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")  # value [timestamp]
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -73,7 +73,10 @@ def test_metrics_after_a_scripted_session(service: Service, client: httpx.Client
         got = {key: total(after, key[0], **dict(key[1])) - total(before, key[0], **dict(key[1])) for key in expected}
         model_cost = total(after, "ray_tutor_cost_total", model=body["model"]) - total(
             before, "ray_tutor_cost_total", model=body["model"])
-        if got == expected and model_cost > 0 or time.monotonic() > deadline:
+        healthy = {lab.get("deployment") for lab, v in after.get("ray_serve_deployment_replica_healthy", ())
+                   if v == 1}
+        tiers = {"gateway", "edge", "router", "knowledge", "core-smollm2"}
+        if got == expected and model_cost > 0 and healthy or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert got == expected
@@ -82,6 +85,11 @@ def test_metrics_after_a_scripted_session(service: Service, client: httpx.Client
         before, "ray_tutor_tokens_total", model=body["model"], kind="completion")
     assert completion == body["usage"]["completion_tokens"]
     assert any(lab.get("le") for lab, _ in after["ray_tutor_ttft_seconds_bucket"])
+    # queue depth and replica count per tier come from Ray Serve's own metrics (the dashboards query them)
+    # Ray Serve publishes these on its own schedule (per replica, as health checks report): the series exists,
+    # named as the dashboards query it, labelled by our tiers
+    assert healthy and healthy <= tiers, sorted(healthy)
+    assert after["ray_serve_deployment_queued_queries"]
     for name in after:  # no personal data in any label of ours
         if name.startswith("ray_tutor_"):
             for lab, _ in after[name]:

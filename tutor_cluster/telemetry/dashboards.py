@@ -80,6 +80,10 @@ def system() -> dict[str, Any]:
             (f"sum(rate({m('tutor_memory_reads')}{{result=\"hit\"}}[5m])) / "
              f"clamp_min(sum(rate({m('tutor_memory_reads')}[5m])), 1e-9)", "hit rate")], unit="percentunit"),
         _panel("In flight (gateway)", [(f"sum({m('tutor_in_flight')})", "requests")]),
+        _panel("Queue depth per tier", [(f"sum by (deployment) ({m('serve_deployment_queued_queries')})",
+                                         "{{deployment}}")]),
+        _panel("Replicas per tier", [(f"sum by (deployment) ({m('serve_deployment_replica_healthy')})",
+                                      "{{deployment}}")]),
     ])
 
 
@@ -109,7 +113,7 @@ def pedagogy() -> dict[str, Any]:
 
 
 DASHBOARDS = {"system": system, "pedagogy": pedagogy}
-_SERIES = re.compile(r"\bray_tutor_[a-z0-9_]+")
+_SERIES = re.compile(r"\bray_(?:tutor|serve)_[a-z0-9_]+")
 
 
 def referenced_series(dashboard: dict[str, Any]) -> set[str]:

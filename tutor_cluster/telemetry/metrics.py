@@ -24,6 +24,8 @@ class MetricSpec:
     description: str
     labels: tuple[str, ...] = ()
     buckets: list[float] = field(default_factory=list)
+    #: "ray": recorded by Ray Serve itself (we only query it); "tutor": recorded by our code.
+    owner: Literal["tutor", "ray"] = "tutor"
 
     @property
     def exported(self) -> str:
@@ -63,6 +65,13 @@ _SPECS = [
     MetricSpec("tutor_attempts_to_mastery", "histogram", "Graded attempts a learner needed to master a skill.",
                ("skill",), ATTEMPT_BUCKETS),
 ]
+# ---- Ray Serve's own, queried by the dashboards: queue depth and replica count per tier (deployment)
+_SPECS += [
+    MetricSpec("serve_deployment_queued_queries", "gauge", "Requests waiting at handles for a replica, by "
+               "deployment.", ("deployment",), owner="ray"),
+    MetricSpec("serve_deployment_replica_healthy", "gauge", "1 per healthy replica, by deployment.",
+               ("deployment", "replica"), owner="ray"),
+]
 METRICS: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
 
 
@@ -79,6 +88,8 @@ class Metrics:
             from ray.util import metrics
 
             spec = self._specs[name]
+            if spec.owner != "tutor":
+                raise ValueError(f"{name} is recorded by Ray Serve, not by tutor-cluster")
             if spec.kind == "counter":
                 obj = metrics.Counter(spec.name, description=spec.description, tag_keys=spec.labels)
             elif spec.kind == "gauge":
