@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import random
 import re
 import subprocess
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tutor_cluster.telemetry.events import SCHEMA, EventsConfig, EventSink, read_events
 
@@ -81,3 +83,15 @@ def test_report_renders_non_blank_plots(tmp_path: Path) -> None:
     empty = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "report", "--events",
                             str(tmp_path / "none"), "--out", str(tmp_path / "x.html")], capture_output=True, text=True)
     assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["dashboards", "build", "--out", "/proc/no-such-dir/x"],
+    ["routing", "ledger-export", "--out", "/proc/no-such-dir/x"],
+])
+def test_unwritable_output_is_exit_2_with_one_line(tmp_path: Path, args: list[str]) -> None:
+    env = {**os.environ, "TUTOR__ROUTING__BUDGETS__SQLITE_PATH": str(tmp_path / "b.db"),
+           "TUTOR__KNOWLEDGE__STORE__PATH": str(tmp_path / "q")}
+    r = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", *args], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 2 and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -129,7 +129,10 @@ def routing_ledger_export(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     entries = BudgetLedger(settings.routing.budgets).entries()
-    written = export_parquet(entries, args.out)
+    try:
+        written = export_parquet(entries, args.out)
+    except OSError as exc:
+        raise CliError(f"--out {args.out}: cannot write: {exc.strerror or exc}", 2) from None
     print(f"[routing] {written} ledger entries → {args.out}")
     return 0
 
@@ -140,7 +143,11 @@ def dashboards_build(args: argparse.Namespace) -> int:
     from tutor_cluster.telemetry.dashboards import build
 
     out = args.out or Path(__file__).resolve().parents[2] / "deployments" / "grafana"
-    for path in build(out):
+    try:
+        written = build(out)
+    except OSError as exc:
+        raise CliError(f"--out {out}: cannot write: {exc.strerror or exc}", 2) from None
+    for path in written:
         print(f"[dashboards] {path}")
     return 0
 
@@ -170,6 +177,8 @@ def report(args: argparse.Namespace) -> int:
         summary = render(events, args.out)
     except ReportError as exc:
         raise CliError(str(exc), 2) from None
+    except OSError as exc:
+        raise CliError(f"--out {args.out}: cannot write: {exc.strerror or exc}", 2) from None
     print(f"[report] {args.out}: {summary['turns']} turns, {summary['learners']} learners, {summary['plots']} plots")
     return 0
 
