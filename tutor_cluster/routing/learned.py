@@ -23,8 +23,8 @@ from tutor_cluster.routing.policies import (
     Decision,
     LearnerFeatures,
     RoutingConfig,
+    TwoModelPolicy,
     _features,
-    _resolve,
     register_policy,
 )
 
@@ -145,7 +145,7 @@ def read_outcomes(path: str | Path) -> list[tuple[dict[str, Any], bool]]:
 
 
 @register_policy("learned")
-class LearnedPolicy:
+class LearnedPolicy(TwoModelPolicy):
     """Routes to the cheaper model when the trained model says it suffices, else to the stronger one."""
 
     name = "learned"
@@ -155,9 +155,7 @@ class LearnedPolicy:
         if cfg.model_path is None:
             raise ValueError("routing.learned.model_path is required for policy 'learned'")
         self._model = LearnedModel.load(cfg.model_path)
-        self._small = _resolve(catalogue, cfg.small_model, "small")
-        self._core = _resolve(catalogue, cfg.core_model, "core")
-        self._tiers = {m.name: m.tier for m in catalogue.models}
+        super().__init__(catalogue, cfg.small_model, cfg.core_model)
 
     def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
         features = _features(signals, learner)
@@ -165,7 +163,7 @@ class LearnedPolicy:
         features = {**features, "p_small_ok": round(p, 4), "threshold": round(self._model.threshold, 4)}
         share = f"target core share {self._model.target_core_share:.0%}"
         if p >= self._model.threshold:
-            return Decision(tier=self._tiers[self._small], model=self._small, features=features,
-                            reason=f"learned: P(small suffices) {p:.2f} >= {self._model.threshold:.2f} ({share})")
-        return Decision(tier=self._tiers[self._core], model=self._core, features=features,
-                        reason=f"learned: P(small suffices) {p:.2f} < {self._model.threshold:.2f} ({share})")
+            return self._pick(self._small, f"learned: P(small suffices) {p:.2f} >= {self._model.threshold:.2f} "
+                                           f"({share})", features)
+        return self._pick(self._core, f"learned: P(small suffices) {p:.2f} < {self._model.threshold:.2f} ({share})",
+                          features)

@@ -143,20 +143,29 @@ def _features(signals: EdgeSignals, learner: LearnerFeatures | None) -> dict[str
     }
 
 
+class TwoModelPolicy:
+    """Base of the policies that choose between a cheaper ('small') and a stronger ('core') catalogue model."""
+
+    def __init__(self, catalogue: Catalogue, small: str | None, core: str | None) -> None:
+        self._small = _resolve(catalogue, small, "small")
+        self._core = _resolve(catalogue, core, "core")
+        self._tiers = {m.name: m.tier for m in catalogue.models}
+
+    def _pick(self, model: str, reason: str, features: dict[str, float | str | None],
+              escalate_to: str | None = None) -> Decision:
+        return Decision(tier=self._tiers[model], model=model, reason=reason, features=features,
+                        escalate_to=escalate_to)
+
+
 @register_policy("rules")
-class RulesPolicy:
+class RulesPolicy(TwoModelPolicy):
     """Edge signals and message complexity decide: hard or ungraded work goes to core, the rest to small."""
 
     name = "rules"
 
     def __init__(self, config: RoutingConfig, catalogue: Catalogue) -> None:
         self._cfg = config.rules
-        self._small = _resolve(catalogue, self._cfg.small_model, "small")
-        self._core = _resolve(catalogue, self._cfg.core_model, "core")
-        self._tiers = {m.name: m.tier for m in catalogue.models}
-
-    def _pick(self, model: str, reason: str, features: dict[str, float | str | None]) -> Decision:
-        return Decision(tier=self._tiers[model], model=model, reason=reason, features=features)
+        super().__init__(catalogue, self._cfg.small_model, self._cfg.core_model)
 
     def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
         cfg = self._cfg
@@ -184,7 +193,7 @@ class RulesPolicy:
 
 
 @register_policy("cascade")
-class CascadePolicy:
+class CascadePolicy(TwoModelPolicy):
     """FrugalGPT-style: the cheap model answers first; the router verifies its answer deterministically
     (``routing/verify.py``) and escalates only when verification fails. Very complex turns go straight up."""
 
@@ -192,19 +201,15 @@ class CascadePolicy:
 
     def __init__(self, config: RoutingConfig, catalogue: Catalogue) -> None:
         self._cfg = config.cascade
-        self._first = _resolve(catalogue, self._cfg.first_model, "small")
-        self._escalate = _resolve(catalogue, self._cfg.escalate_model, "core")
-        self._tiers = {m.name: m.tier for m in catalogue.models}
+        super().__init__(catalogue, self._cfg.first_model, self._cfg.escalate_model)
 
     def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
         features = {**_features(signals, learner), "direct_complexity": self._cfg.direct_complexity}
         if signals.complexity >= self._cfg.direct_complexity:
-            return Decision(tier=self._tiers[self._escalate], model=self._escalate, features=features,
-                            reason=f"cascade: complexity {signals.complexity:.2f} >= "
-                                   f"{self._cfg.direct_complexity:.2f}: {self._escalate} answers directly")
-        return Decision(tier=self._tiers[self._first], model=self._first, escalate_to=self._escalate,
-                        features=features,
-                        reason=f"cascade: {self._first} first; escalate to {self._escalate} if verification fails")
+            return self._pick(self._core, f"cascade: complexity {signals.complexity:.2f} >= "
+                                          f"{self._cfg.direct_complexity:.2f}: {self._core} answers directly", features)
+        return self._pick(self._small, f"cascade: {self._small} first; escalate to {self._core} if verification "
+                                       "fails", features, escalate_to=self._core)
 
 
 from tutor_cluster.routing import learned as _learned  # noqa: E402,F401  (registers the 'learned' policy)
