@@ -1,4 +1,4 @@
-"""Services shared by the whole suite: a real redis-server (installed by scripts/test.sh)."""
+"""Shared by the whole suite: a real redis-server (installed by scripts/test.sh), and the drills' report."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
     server.start()
     yield server
     server.stop()
+
+
+_REPORTS: list[str] = []
+
+
+@pytest.fixture
+def drill_report():
+    """Call with one line (what a drill measured: throughput, recovery times); printed at the end of the run."""
+    return _REPORTS.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _REPORTS:
+        terminalreporter.section("drills: what they measured on this machine")
+        for line in _REPORTS:
+            terminalreporter.write_line(line)

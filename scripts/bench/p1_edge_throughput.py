@@ -37,9 +37,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8311)
     args = ap.parse_args()
 
-    from tutor_cluster.app.local import apply_ray_env, start_ray
+    from tutor_cluster import runtime
+    from tutor_cluster.app.local import start_ray
 
-    apply_ray_env()  # before ray is imported: the same Ray/Serve environment as `tutor-cluster up`
+    runtime.apply_ray_env()  # before ray is imported: the same Ray/Serve environment as `tutor-cluster up`
     import ray
     from ray import serve
     from starlette.requests import Request

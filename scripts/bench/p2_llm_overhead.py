@@ -93,9 +93,10 @@ def phase_direct(args: argparse.Namespace) -> dict:
 
 # ----------------------------------------------------------------------------- through the gateway
 def phase_gateway(args: argparse.Namespace) -> dict:
-    from tutor_cluster.app.local import apply_ray_env, start_ray
+    from tutor_cluster import runtime
+    from tutor_cluster.app.local import start_ray
 
-    apply_ray_env()  # before ray is imported: the same Ray/Serve environment as `tutor-cluster up`
+    runtime.apply_ray_env()  # before ray is imported: the same Ray/Serve environment as `tutor-cluster up`
     import httpx
     import ray
     from ray import serve

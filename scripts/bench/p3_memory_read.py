@@ -44,9 +44,9 @@ def main() -> None:
     if shutil.which("redis-server") is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
 
-    from tutor_cluster.app.local import apply_ray_env
+    from tutor_cluster import runtime
 
-    apply_ray_env()
+    runtime.apply_ray_env()
     import ray
     import redis
 
@@ -67,9 +67,7 @@ def main() -> None:
                 break
             except redis.ConnectionError:
                 time.sleep(0.05)
-        ray.init(num_cpus=8, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-                 namespace="p3-bench",
-                 object_store_memory=256 * 1024 * 1024)
+        runtime.init_local_ray(num_cpus=8, namespace="p3-bench", log_to_driver=False)
         cfg = MemoryConfig(actors=args.actors, store=StoreConfig(backend="redis", redis_url=url, key_prefix="p3"),
                            cache_capacity=args.learners)
         memory = LearnerMemory(cfg, namespace="p3-bench")

@@ -29,9 +29,9 @@ def main() -> None:
     ap.add_argument("--change-every", type=int, default=100, help="1/N of the documents change (default 1%%).")
     args = ap.parse_args()
 
-    from tutor_cluster.app.local import apply_ray_env
+    from tutor_cluster import runtime
 
-    apply_ray_env()
+    runtime.apply_ray_env()
     from tutor_cluster.knowledge.chunking import chunk_curriculum
     from tutor_cluster.knowledge.config import KnowledgeSettings, VectorStoreConfig
     from tutor_cluster.knowledge.curriculum import load_curriculum
@@ -58,8 +58,7 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_cpus=threads, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=256 * 1024 * 1024, log_to_driver=False)
+    runtime.init_local_ray(num_cpus=threads, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     full = reembed.run(settings, source, actors=args.actors, threads=per_actor, progress=lambda _: None)
     ours_rate = full.chunks / full.seconds

@@ -63,9 +63,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     args = ap.parse_args()
 
-    from tutor_cluster.app.local import apply_ray_env
+    from tutor_cluster import runtime
 
-    apply_ray_env()
+    runtime.apply_ray_env()
     from qdrant_client import models
 
     from tutor_cluster.knowledge.config import KnowledgeSettings, VectorStoreConfig
@@ -109,8 +109,7 @@ def main() -> None:
     import ray
     from ray import serve
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=256 * 1024 * 1024, log_to_driver=False)
+    runtime.init_local_ray(num_cpus=2, log_to_driver=False)
     handle = serve.run(Knowledge.options(ray_actor_options={"num_cpus": 0.5}).bind(settings), name="p5",
                        route_prefix=None)
     served: list[float] = []

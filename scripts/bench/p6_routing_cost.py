@@ -131,9 +131,10 @@ def main() -> None:
 
     overhead = decision_overhead()
 
-    from tutor_cluster.app.local import apply_ray_env, start_ray
+    from tutor_cluster import runtime
+    from tutor_cluster.app.local import start_ray
 
-    apply_ray_env()
+    runtime.apply_ray_env()
     from ray import serve
 
     from tutor_cluster.api.auth import ApiKey, AuthConfig, hash_key, new_key

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tutor_cluster import constants
+from tutor_cluster import constants, runtime
 from tutor_cluster.api.auth import ALL_SCOPES, ApiKey, hash_key, new_key
 from tutor_cluster.config.settings import Settings
 
@@ -114,43 +114,20 @@ def http_get(url: str, key: str | None = None, timeout: float = 5) -> tuple[int,
         return 0, None
 
 
-#: Environment for Ray/Serve processes, set before Ray starts (workers inherit it). Measured in
-#: docs/benchmarks.md (P2): Serve's throughput-optimised mode (gRPC between handles, user code on the replica's
-#: loop, buffered access logs) lifts streaming tokens/s from 0.70x to 0.87x of the bare engine on 2 cores.
-#: Direct ingress stays off so HTTP is only served by the proxy on server.host.
-RAY_ENV_DEFAULTS = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
-    "HF_HUB_OFFLINE": "1",
-}
-
-
-def apply_ray_env() -> None:
-    """Set RAY_ENV_DEFAULTS (unless already set). Call before the process first imports ray."""
-    for key, value in RAY_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-
-
 def start_ray(settings: Settings) -> None:
-    """Start a local Ray on loopback (or join ``ray.address``) with our environment defaults."""
-    import ray
-
-    apply_ray_env()
+    """Start a local Ray on loopback only (or join ``ray.address``) with our environment defaults."""
     rs = settings.ray
     if rs.address is None:
-        ray.init(
+        runtime.init_local_ray(
             num_cpus=rs.num_cpus,
-            object_store_memory=rs.object_store_memory_mb * 1024 * 1024,
+            object_store_memory_mb=rs.object_store_memory_mb,
             include_dashboard=rs.include_dashboard,
-            dashboard_host="127.0.0.1",
             dashboard_port=rs.dashboard_port,
-            _metrics_export_port=rs.metrics_export_port,
+            metrics_export_port=rs.metrics_export_port,
             namespace=rs.namespace,
-            _node_ip_address="127.0.0.1",
         )
     else:
-        ray.init(address=rs.address, namespace=rs.namespace)
+        runtime.join_ray(rs.address, namespace=rs.namespace)
 
 
 def ensure_curriculum(settings: Settings) -> None:
@@ -175,7 +152,8 @@ def ensure_curriculum(settings: Settings) -> None:
 
 def start(settings: Settings) -> str:
     """Start (or join) Ray, start Serve on the configured host/port, deploy the app. Returns the URL."""
-    apply_ray_env()  # before the first `import ray`: Serve reads these at import, in this process too
+    # before the first `import ray.serve`: Serve reads these at import, in this process too
+    runtime.apply_ray_env(local=settings.ray.address is None)
     from ray import serve
 
     from tutor_cluster.app.builder import build_app

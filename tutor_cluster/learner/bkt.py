@@ -8,9 +8,16 @@ state prediction, so the two agree to floating-point precision (a test runs both
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported inside the EM functions only: learner-memory actors import this module for ``step``, and
+# numpy is half of their import time, i.e. of how long an actor takes to come back after a crash.
 
 
 class BKTParams(BaseModel):
@@ -64,6 +71,8 @@ def p_correct(p_known: float, params: BKTParams) -> float:
 
 def _forward_backward(seq: np.ndarray, prior: float, A: np.ndarray, E: np.ndarray) -> tuple[np.ndarray, ...]:
     """Scaled forward-backward for one sequence of 0/1 observations. Returns gamma, xi sums, loglik."""
+    import numpy as np
+
     T = len(seq)
     alpha = np.empty((T, 2))
     scale = np.empty(T)
@@ -90,6 +99,8 @@ def _forward_backward(seq: np.ndarray, prior: float, A: np.ndarray, E: np.ndarra
 def fit(sequences: Sequence[Sequence[bool]], *, init: BKTParams | None = None, fit_forget: bool = False,
         max_iter: int = 100, tol: float = 1e-6) -> BKTParams:
     """Fit BKT parameters by EM (Baum-Welch) on per-learner outcome sequences of one skill."""
+    import numpy as np
+
     seqs = [np.asarray(s, dtype=np.int64) for s in sequences if len(s)]
     if not seqs:
         raise ValueError("fit needs at least one non-empty sequence")

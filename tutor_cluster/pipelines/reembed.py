@@ -245,8 +245,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tutor_cluster import constants
-    from tutor_cluster.app.local import apply_ray_env
+    from tutor_cluster import constants, runtime
     from tutor_cluster.config.settings import ConfigError, load_settings
 
     args = _parser().parse_args(argv)
@@ -264,17 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reembed: invalid curriculum: {exc}", file=sys.stderr)
         return 2
     del curriculum_check
-    apply_ray_env()
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    runtime.apply_ray_env(local=not address)
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    address = args.address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, namespace=settings.ray.namespace, log_to_driver=False)
+            runtime.join_ray(address, namespace=settings.ray.namespace, log_to_driver=False)
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                     object_store_memory=256 * 1024 * 1024, log_to_driver=False)
+            runtime.init_local_ray(num_cpus=os.cpu_count(), log_to_driver=False)
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.actors)
 
     def progress(line: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.conftest import REPO_ROOT, Service
 
+
 pytestmark = pytest.mark.integration
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.integration.conftest import DOWNGRADE_CLASS, REJECT_CLASS
 
+
 pytestmark = pytest.mark.integration
 
 HARD = ("Why does dividing by a fraction make a number bigger? Explain the intuition, prove it in general, "

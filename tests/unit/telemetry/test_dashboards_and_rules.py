@@ -19,7 +19,10 @@ import yaml
 from tutor_cluster.telemetry.dashboards import DASHBOARDS, referenced_series
 from tutor_cluster.telemetry.metrics import METRICS
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+
+
+ROOT = REPO_ROOT
 DECLARED = {spec.series(sfx) for spec in METRICS.values() for sfx in ("", "_bucket", "_sum", "_count")}
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 from tutor_cluster.knowledge.chunking import ChunkingConfig, chunk_curriculum, sections, split_text
 from tutor_cluster.knowledge.curriculum import load_curriculum
 
-SAMPLE = Path(__file__).resolve().parents[2] / "curriculum"
+from tests import REPO_ROOT
+
+
+SAMPLE = REPO_ROOT / "curriculum"
 
 
 def test_sections_follow_the_heading_path_and_ignore_code_fences() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.conftest import Service
 
+
 pytestmark = [pytest.mark.integration, pytest.mark.destructive]
 
 

@@ -22,23 +22,22 @@ from tutor_cluster.knowledge.retriever import Retriever
 from tutor_cluster.knowledge.store import Collections, open_client
 from tutor_cluster.pipelines import reembed
 
-REPO = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+from tests.service import local_ray
+
+
+REPO = REPO_ROOT
 SAMPLE = REPO / "curriculum"
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    from tutor_cluster.app.local import apply_ray_env
-
-    apply_ray_env()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             object_store_memory=256 * 1024 * 1024, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
+    with local_ray(num_cpus=2):
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield ray
 
 
 def _settings(tmp: Path) -> KnowledgeSettings:

@@ -7,7 +7,10 @@ import yaml
 
 from tutor_cluster.config.settings import load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import REPO_ROOT
+
+
+ROOT = REPO_ROOT
 
 
 def _cluster_node_types() -> dict[str, dict[str, float]]:
@@ -55,7 +58,7 @@ def test_cluster_keeps_dashboard_on_loopback_with_token_auth() -> None:
 
 
 def test_production_ray_env_matches_local_defaults() -> None:
-    from tutor_cluster.app.local import RAY_ENV_DEFAULTS
+    from tutor_cluster.runtime import RAY_ENV_DEFAULTS
 
     cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
     env = cfg["applications"][0]["runtime_env"]["env_vars"]

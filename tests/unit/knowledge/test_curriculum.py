@@ -9,7 +9,10 @@ import pytest
 
 from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
 
-SAMPLE = Path(__file__).resolve().parents[2] / "curriculum"
+from tests import REPO_ROOT
+
+
+SAMPLE = REPO_ROOT / "curriculum"
 
 
 def test_sample_curriculum_loads() -> None:

@@ -1,0 +1,107 @@
+"""The process runtime: the environment every process sets before Ray starts, and the one recipe for a local
+Ray (and everything it starts: Serve, vLLM, Ray Data) that binds and connects on loopback only.
+
+Used by the CLI, the app, the jobs, the benchmarks and the tests, so they all run the same Ray. Nothing here
+imports Ray at module level.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: The only address a local service uses.
+LOOPBACK = "127.0.0.1"
+
+#: Environment for Ray/Serve processes in every mode, set before Ray starts (workers inherit it). Measured in
+#: docs/benchmarks.md (P2): Serve's throughput-optimised mode (gRPC between handles, user code on the replica's
+#: loop, buffered access logs) lifts streaming tokens/s from 0.70x to 0.87x of the bare engine on 2 cores.
+#: Direct ingress stays off so HTTP is only served by the proxy on server.host.
+RAY_ENV_DEFAULTS = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+    "HF_HUB_OFFLINE": "1",
+}
+
+#: Extra environment of a *local* service only (never of a process joining a cluster), found in the sources of
+#: our pinned versions (docs/security.md has the details):
+#: - Ray 2.60 turns an explicit ``_node_ip_address="127.0.0.1"`` into the machine's routable address
+#:   (``services.resolve_ip_for_localhost``) unless multi-node clusters are switched off; with them off every
+#:   Ray process (GCS, raylet, agents, workers, Serve, Ray Data) uses and binds the loopback node address.
+#: - vLLM's CPU workers build gloo process groups, which bind the interface the host name resolves to unless
+#:   told otherwise; ``GLOO_SOCKET_IFNAME``/``TP_SOCKET_IFNAME`` pin them to ``lo``, and vLLM's own host and
+#:   loopback addresses are pinned too (used for any TCP rendezvous).
+#: And one for a busy machine: the raylet aborts when its agents have not started within
+#: ``agent_register_timeout_ms`` (30 s); on a loaded 2-core machine the dashboard agent was seen taking 44 s.
+LOCAL_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "VLLM_HOST_IP": LOOPBACK,
+    "VLLM_LOOPBACK_IP": LOOPBACK,
+    "GLOO_SOCKET_IFNAME": "lo",
+    "TP_SOCKET_IFNAME": "lo",
+    "RAY_agent_register_timeout_ms": "180000",
+}
+
+
+class LoopbackError(RuntimeError):
+    """A local Ray came up on an address other than loopback (refused: the service would be exposed)."""
+
+
+def apply_ray_env(*, local: bool = True) -> None:
+    """Set the Ray environment (and, for a local service, :data:`LOCAL_ENV`) unless already set.
+
+    Call before the process first imports ray where possible; :func:`init_local_ray` also handles a process
+    that imported ray earlier.
+    """
+    for key, value in RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if local:
+        for key, value in LOCAL_ENV.items():
+            os.environ.setdefault(key, value)
+
+
+def init_local_ray(
+    *,
+    num_cpus: int | None,
+    object_store_memory_mb: int = 256,
+    include_dashboard: bool = False,
+    dashboard_port: int | None = None,
+    metrics_export_port: int | None = None,
+    namespace: str | None = None,
+    log_to_driver: bool = True,
+) -> None:
+    """Start a local Ray whose every process binds and connects on 127.0.0.1; raise LoopbackError otherwise."""
+    apply_ray_env(local=True)
+    import ray
+    from ray._private import ray_constants
+
+    # The constant is read when ray is first imported; a process that imported ray before the environment was
+    # set (e.g. a test module) still must not resolve loopback to the routable address.
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    kwargs: dict[str, Any] = {}
+    if include_dashboard:
+        kwargs.update(dashboard_host=LOOPBACK, dashboard_port=dashboard_port)
+    if metrics_export_port is not None:
+        kwargs["_metrics_export_port"] = metrics_export_port
+    ray.init(
+        num_cpus=num_cpus,
+        object_store_memory=object_store_memory_mb * 1024 * 1024,
+        include_dashboard=include_dashboard,
+        namespace=namespace,
+        log_to_driver=log_to_driver,
+        _node_ip_address=LOOPBACK,
+        **kwargs,
+    )
+    node_ip = ray.util.get_node_ip_address()
+    if node_ip != LOOPBACK:
+        ray.shutdown()
+        raise LoopbackError(f"local Ray came up on {node_ip}, not {LOOPBACK}; refusing to run exposed")
+
+
+def join_ray(address: str, *, namespace: str | None = None, log_to_driver: bool = True) -> None:
+    """Join an existing cluster (its own addresses; token auth as the cluster is configured)."""
+    apply_ray_env(local=False)
+    import ray
+
+    ray.init(address=address, namespace=namespace, log_to_driver=log_to_driver)
