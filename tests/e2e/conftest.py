@@ -8,14 +8,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tutor_cluster.api.auth import hash_key, new_key
+from tutor_cluster.app import sockets
 from tutor_cluster.config.settings import REPO_CONFIGS
 
 REPO_ROOT = REPO_CONFIGS.parent
@@ -26,6 +28,44 @@ REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade"
 METRICS_INTERVAL_MS = 1000
 
 START_TIMEOUT_S = 600
+
+
+class SocketWatch:
+    """Samples the kernel's socket table for every process of the service (its session and their descendants,
+    Ray job drivers included) once a second while the e2e tier runs; remembers each socket that listened on, or
+    was connected over, a non-loopback address. Loopback only is a property of the whole run, not of a moment."""
+
+    def __init__(self, session_id: int, interval_s: float = 1.0) -> None:
+        self.session_id = session_id
+        self.exposed: set[sockets.Socket] = set()
+        self.processes: set[str] = set()  # names of the processes that held sockets
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._lock = threading.Lock()
+
+    def start(self) -> "SocketWatch":
+        self._thread.start()
+        return self
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.check()
+
+    def check(self) -> None:
+        found = sockets.sockets_of(sockets.service_pids(self.session_id))
+        with self._lock:
+            self.samples += 1
+            self.processes.update(s.process for s in found)
+            self.exposed.update(s for s in found if s.exposed())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.check()
+
+    def report(self) -> str:
+        return "\n".join(sorted(str(s) for s in self.exposed))
 
 
 @dataclass
@@ -40,6 +80,7 @@ class Service:
     events: Path      # interaction events dataset (Parquet)
     env: dict[str, str]  # environment of the `up` process (its TUTOR_STATE_DIR): for `status` / `down`
     pid: int = 0      # the `up` process: a session leader, so its Ray processes share its session id
+    sockets: SocketWatch | None = field(default=None, repr=False)
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -51,6 +92,21 @@ class Service:
 
     def core_requests(self) -> int:
         return sum(e["chat_requests"] for e in self.stats()["core"].values())
+
+    def submit_reembed(self, source: Path, token: str) -> subprocess.CompletedProcess:
+        """``ray job submit`` of the re-embed pipeline to this service's cluster (Jobs API, token auth)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        cmd = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", self.dashboard,
+               "--working-dir", str(REPO_ROOT), "--", sys.executable, "-m", "tutor_cluster.pipelines.reembed",
+               "--source", str(source), "--config", str(self.config)]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def ray_token() -> str:
+    """The token of the local Ray cluster (Ray writes it on first start)."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    return os.environ.get("RAY_AUTH_TOKEN") or path.read_text().strip()
 
 
 def _free_port() -> int:
@@ -98,6 +154,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, config=config,
                   dashboard=f"http://127.0.0.1:{dashboard_port}", metrics=f"http://127.0.0.1:{metrics_port}/metrics",
                   events=tmp / "events", env=env, pid=proc.pid)
+    svc.sockets = SocketWatch(proc.pid).start()  # from the first moment: start-up opens most sockets
     deadline = time.monotonic() + START_TIMEOUT_S
     try:
         while "[up] ready" not in log.read_text(errors="replace"):
@@ -107,6 +164,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
             time.sleep(1)
         yield svc
     finally:
+        exposed = ""
+        if svc.sockets is not None:
+            svc.sockets.stop()
+            exposed = svc.sockets.report()
         if proc.poll() is None:
             down = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "down", "--timeout", "90"],
                                   env=env, capture_output=True, text=True, timeout=120)
@@ -117,6 +178,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
                 proc.wait()
                 pytest.fail(f"`tutor-cluster down` did not stop `up`: {down.stdout}{down.stderr}")
             assert down.returncode == 0 and proc.returncode == 0, (down.stdout, down.stderr, proc.returncode)
+        if exposed:
+            pytest.fail(f"the service used non-loopback addresses during the e2e tier:\n{exposed}")
 
 
 @pytest.fixture(scope="session")

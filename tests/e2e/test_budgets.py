@@ -6,8 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import DOWNGRADE_CLASS, REJECT_CLASS
-
+from tests.e2e.conftest import DOWNGRADE_CLASS, REJECT_CLASS
 
 pytestmark = pytest.mark.integration
 

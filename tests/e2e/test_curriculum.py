@@ -4,10 +4,7 @@ submitted as a real Ray Job (dashboard on loopback, token auth) while the servic
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import REPO_ROOT, Service
-
+from tests.e2e.conftest import REPO_ROOT, Service, ray_token
 
 pytestmark = pytest.mark.integration
 
@@ -78,25 +74,13 @@ def test_edge_turn_does_not_retrieve(client: httpx.Client) -> None:
     assert r.json()["citations"] == [] and "retrieval" not in r.json()["latency_ms"]
 
 
-def _token() -> str:
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    return os.environ.get("RAY_AUTH_TOKEN") or path.read_text().strip()
-
-
 def test_jobs_api_refuses_requests_without_the_token(service: Service) -> None:
     r = httpx.get(f"{service.dashboard}/api/jobs/", timeout=10)
     assert r.status_code in (401, 403), r.text
     r = httpx.get(f"{service.dashboard}/api/jobs/", headers={"Authorization": "Bearer not-the-token"}, timeout=10)
     assert r.status_code in (401, 403), r.text
-    r = httpx.get(f"{service.dashboard}/api/jobs/", headers={"Authorization": f"Bearer {_token()}"}, timeout=10)
+    r = httpx.get(f"{service.dashboard}/api/jobs/", headers={"Authorization": f"Bearer {ray_token()}"}, timeout=10)
     assert r.status_code == 200, r.text
-
-
-def _submit(service: Service, source: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", service.dashboard,
-           "--working-dir", str(REPO_ROOT), "--", sys.executable, "-m", "tutor_cluster.pipelines.reembed",
-           "--source", str(source), "--config", str(service.config)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_reembed_job_swaps_while_serving(service: Service, client: httpx.Client, tmp_path: Path) -> None:
@@ -108,8 +92,7 @@ def test_reembed_job_swaps_while_serving(service: Service, client: httpx.Client,
     doc = source / "fractions-simplify.md"
     doc.write_text(doc.read_text() + "\n# Cross-cancelling\n\nA brand-new section about cross-cancelling.\n")
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    refused = _submit(service, source, {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "wrong-token"})
+    refused = service.submit_reembed(source, token="wrong-token")
     assert refused.returncode != 0
     assert search(client, q="common denominator", k=1).json()["version"] == before
 
@@ -126,7 +109,7 @@ def test_reembed_job_swaps_while_serving(service: Service, client: httpx.Client,
     thread = threading.Thread(target=load)
     thread.start()
     try:
-        done = _submit(service, source, {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _token()})
+        done = service.submit_reembed(source, token=ray_token())
     finally:
         time.sleep(0.5)
         stop.set()

@@ -12,8 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.conftest import Service
-
+from tests.e2e.conftest import Service
 
 pytestmark = [pytest.mark.integration, pytest.mark.destructive]
 

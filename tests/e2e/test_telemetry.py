@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.conftest import METRICS_INTERVAL_MS, REPO_ROOT, Service
 from tutor_cluster.telemetry.events import read_events
-
-from tests.integration.conftest import METRICS_INTERVAL_MS, REPO_ROOT, Service
 
 pytestmark = pytest.mark.integration
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")  # value [timestamp]

@@ -1,14 +1,11 @@
 """deployments/ (Serve configs) and cluster.yaml must agree: every resource a replica asks for exists."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tutor_cluster.config.settings import load_settings
-
 from tests import REPO_ROOT
-
+from tutor_cluster.config.settings import load_settings
 
 ROOT = REPO_ROOT
 

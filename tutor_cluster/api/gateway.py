@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from ray import serve
 from ray.exceptions import RayError
 
+from tutor_cluster import runtime
 from tutor_cluster.api.auth import Principal
 from tutor_cluster.api.errors import ApiError
 from tutor_cluster.api.learners import LearnerService
@@ -46,6 +47,8 @@ from tutor_cluster.routing.verify import VerifySpec
 from tutor_cluster.telemetry.events import EventSink
 from tutor_cluster.telemetry.metrics import Metrics
 from tutor_cluster.telemetry.recorder import TurnRecorder
+
+runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
 
 API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"

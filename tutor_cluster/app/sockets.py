@@ -121,20 +121,50 @@ def sockets_of(pids: set[int]) -> list[Socket]:
     return found
 
 
-def session_pids(session_id: int) -> set[int]:
-    """Processes whose session id is ``session_id`` (a service started as a session leader and its children)."""
-    pids: set[int] = set()
+def _stat_fields(pid_dir: Path) -> list[str] | None:
+    try:
+        return (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+    except (OSError, IndexError):
+        return None
+
+
+def service_pids(session_id: int) -> set[int]:
+    """The processes of a service started as a session leader: every process of its session, and every
+    descendant of those (Ray starts job drivers in sessions of their own)."""
+    members: set[int] = set()
+    parent: dict[int, int] = {}
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
+        fields = _stat_fields(entry)
+        if fields is None:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == session_id:  # state, ppid, pgrp, session
-            pids.add(int(entry.name))
-    return pids
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        if int(fields[3]) == session_id:
+            members.add(pid)
+    return members | descendants(members, parent)
+
+
+def descendants(roots: set[int], parent: dict[int, int] | None = None) -> set[int]:
+    """Every process below ``roots`` in the process tree (not the roots themselves)."""
+    if parent is None:
+        parent = {}
+        for entry in _PROC.iterdir():
+            fields = _stat_fields(entry) if entry.name.isdigit() else None
+            if fields is not None:
+                parent[int(entry.name)] = int(fields[1])
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found and child not in roots:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def exposed_sockets(pids: set[int]) -> list[Socket]:

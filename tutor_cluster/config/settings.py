@@ -20,10 +20,14 @@ from tutor_cluster.config.deployment import DeploymentOptions
 from tutor_cluster.edge.analysis import EdgeConfig
 from tutor_cluster.edge.exercises import ExerciseSet
 from tutor_cluster.knowledge.config import KnowledgeSettings
-from tutor_cluster.telemetry.events import EventsConfig
 from tutor_cluster.learner.memory import MemoryConfig
 from tutor_cluster.routing.catalogue import Catalogue
-from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy
+from tutor_cluster.routing.policies import (
+    RoutingConfig,
+    UnknownPolicyError,
+    build_policy,
+)
+from tutor_cluster.telemetry.events import EventsConfig
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_FILE = REPO_CONFIGS / "default.yaml"

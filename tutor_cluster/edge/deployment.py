@@ -5,9 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 from ray import serve
 
+from tutor_cluster import runtime
 from tutor_cluster.edge.analysis import EdgeConfig, EdgeInputError, analyse
 from tutor_cluster.edge.exercises import ExerciseSet
 from tutor_cluster.edge.signals import EdgeResult
+
+runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
 
 
 class EdgeRejection(BaseModel):

@@ -12,11 +12,20 @@ import numpy as np
 from pydantic import BaseModel, Field
 from ray import serve
 
+from tutor_cluster import runtime
 from tutor_cluster.errors import StatusError
 from tutor_cluster.knowledge.config import KnowledgeSettings
 from tutor_cluster.knowledge.embedding import Embedder
 from tutor_cluster.knowledge.index import Filters, Hit, SnapshotIndex
-from tutor_cluster.knowledge.store import Collections, StoreBusy, Version, change_marker, open_client
+from tutor_cluster.knowledge.store import (
+    Collections,
+    StoreBusy,
+    Version,
+    change_marker,
+    open_client,
+)
+
+runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
 
 log = logging.getLogger(f"ray.serve.{__name__}")
 _EMPTY = SnapshotIndex(np.zeros((0, 1), dtype=np.float32), [])

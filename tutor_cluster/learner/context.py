@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tutor_cluster.learner.bkt import BKTParams, step as bkt_step
+from tutor_cluster.learner.bkt import BKTParams
+from tutor_cluster.learner.bkt import step as bkt_step
 
 _LANG = r"^[a-z]{2,3}(-[A-Z]{2})?$"
 

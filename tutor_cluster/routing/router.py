@@ -16,18 +16,25 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
+from tutor_cluster import runtime
 from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.errors import StatusError
-from tutor_cluster.routing.budgets import BudgetExceeded, BudgetLedger, Reservation, Subject
+from tutor_cluster.routing.budgets import (
+    BudgetExceeded,
+    BudgetLedger,
+    Reservation,
+    Subject,
+)
 from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
-from tutor_cluster.routing.verify import VerifySpec, verify
 from tutor_cluster.routing.policies import (
     Decision,
     LearnerFeatures,
     RoutingConfig,
     build_policy,
 )
+from tutor_cluster.routing.verify import VerifySpec, verify
 
+runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
 
 log = logging.getLogger(f"ray.serve.{__name__}")  # under Serve's logger: JSON lines with the request id
 

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 import ray
 
+from tests.service import local_ray
 from tutor_cluster.learner.context import LearnerUpdate
 from tutor_cluster.learner.memory import HashRing, LearnerMemory, MemoryConfig
 from tutor_cluster.learner.stores import StoreConfig, StoreUnavailable, open_store
-
-from tests.service import local_ray
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,12 @@ import threading
 
 import pytest
 
-from tutor_cluster.learner.context import LearnerUpdate, MemoryPolicy, apply_update, new_context
+from tutor_cluster.learner.context import (
+    LearnerUpdate,
+    MemoryPolicy,
+    apply_update,
+    new_context,
+)
 from tutor_cluster.learner.stores import RedisStore, SQLiteStore, StoreUnavailable
 
 POLICY = MemoryPolicy()

@@ -1,6 +1,13 @@
 import pytest
 
-from tutor_cluster.api.auth import ApiKey, AuthConfig, AuthError, Authenticator, hash_key, new_key
+from tutor_cluster.api.auth import (
+    ApiKey,
+    AuthConfig,
+    Authenticator,
+    AuthError,
+    hash_key,
+    new_key,
+)
 
 
 @pytest.fixture

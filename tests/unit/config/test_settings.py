@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from tutor_cluster.config.settings import DEFAULT_FILE, REPO_CONFIGS, ConfigError, load_settings
+from tutor_cluster.config.settings import (
+    DEFAULT_FILE,
+    REPO_CONFIGS,
+    ConfigError,
+    load_settings,
+)
 
 
 def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:

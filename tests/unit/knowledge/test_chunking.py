@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tutor_cluster.knowledge.chunking import ChunkingConfig, chunk_curriculum, sections, split_text
-from tutor_cluster.knowledge.curriculum import load_curriculum
-
 from tests import REPO_ROOT
-
+from tutor_cluster.knowledge.chunking import (
+    ChunkingConfig,
+    chunk_curriculum,
+    sections,
+    split_text,
+)
+from tutor_cluster.knowledge.curriculum import load_curriculum
 
 SAMPLE = REPO_ROOT / "curriculum"
 

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
-
 from tests import REPO_ROOT
-
+from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
 
 SAMPLE = REPO_ROOT / "curriculum"
 

@@ -10,7 +10,12 @@ import pytest
 
 from tutor_cluster.knowledge.config import VectorStoreConfig
 from tutor_cluster.knowledge.index import Filters, SnapshotIndex
-from tutor_cluster.knowledge.store import Collections, StoreBusy, change_marker, open_client
+from tutor_cluster.knowledge.store import (
+    Collections,
+    StoreBusy,
+    change_marker,
+    open_client,
+)
 
 
 def _points(n: int, seed: int = 0) -> tuple[np.ndarray, list[dict]]:

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
-
-from tutor_cluster.learner import bkt
 
 # pyBKT.models imports an sklearn probe that breaks on current sklearn; its fitting and prediction
 # engine (the code Model.fit runs) imports fine, and that is what we compare against.
 from pyBKT.fit import EM_fit, predict_onestep  # noqa: E402
 from pyBKT.generate import random_model_uni, synthetic_data  # noqa: E402
+from sklearn.metrics import roc_auc_score
+
+from tutor_cluster.learner import bkt
 
 
 def _pybkt_model(p: bkt.BKTParams) -> dict:

@@ -2,7 +2,12 @@ import pytest
 
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.signals import Check, EdgeSignals
-from tutor_cluster.routing.policies import RoutingConfig, UnknownPolicyError, build_policy, registered_policies
+from tutor_cluster.routing.policies import (
+    RoutingConfig,
+    UnknownPolicyError,
+    build_policy,
+    registered_policies,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """RouterCore: error mapping, fallbacks, cooldowns, the first-item deadline and budgets. The engine handles here
 are stand-ins (an engine that dies, hangs or answers with a fixed text): a dead or hung GPU replica cannot be
 produced on demand here, and these tests are about our routing logic. The real engine path is covered end to
-end in tests/integration."""
+end in tests/e2e."""
 
 import asyncio
 import json

@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import REPO_ROOT
 from tutor_cluster.telemetry.dashboards import DASHBOARDS, referenced_series
 from tutor_cluster.telemetry.metrics import METRICS
-
-from tests import REPO_ROOT
-
 
 ROOT = REPO_ROOT
 DECLARED = {spec.series(sfx) for spec in METRICS.values() for sfx in ("", "_bucket", "_sum", "_count")}
