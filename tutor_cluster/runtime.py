@@ -30,11 +30,12 @@ RAY_ENV_DEFAULTS = {
 #: - Ray 2.60 turns an explicit ``_node_ip_address="127.0.0.1"`` into the machine's routable address
 #:   (``services.resolve_ip_for_localhost``) unless multi-node clusters are switched off; with them off every
 #:   Ray process (GCS, raylet, agents, workers, Serve, Ray Data) uses and binds the loopback node address.
-#: - vLLM's CPU workers build gloo process groups, which bind the interface the host name resolves to unless
-#:   told otherwise; ``GLOO_SOCKET_IFNAME``/``TP_SOCKET_IFNAME`` pin them to ``lo``, and vLLM's own host and
-#:   loopback addresses are pinned too (used for any TCP rendezvous).
-#: Idle CPU (docs/benchmarks.md, "Idle"): Serve's controller loop every 0.5 s instead of 0.1 s and its handles'
-#: metrics cache flushed every 1 s instead of 0.1 s; deployments and health react up to 0.4 s later.
+#: - vLLM's CPU worker listened on 0.0.0.0 (its torch.distributed process groups); ``GLOO_SOCKET_IFNAME`` /
+#:   ``TP_SOCKET_IFNAME`` pin those to ``lo``, and vLLM's own host and loopback addresses are pinned too.
+#: Idle CPU (docs/benchmarks.md, "Idle CPU"): Serve's controller loop every 0.5 s instead of 0.1 s and its
+#: handles' metrics cache flushed every 1 s instead of 0.1 s (deployments and health react up to 0.4 s later);
+#: no pool of idle pre-started workers kept (each costs ~0.01 core doing nothing; our actors and replicas are
+#: long-lived, and a crashed actor gets a fresh process either way); node stats every 10 s instead of 5 s.
 #: And one for a busy machine: the raylet aborts when its agents have not started within
 #: ``agent_register_timeout_ms`` (30 s); on a loaded 2-core machine the dashboard agent was seen taking 44 s.
 LOCAL_MARKER = "TUTOR_LOCAL_LOOPBACK"
@@ -47,6 +48,8 @@ LOCAL_ENV = {
     "TP_SOCKET_IFNAME": "lo",
     "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
     "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000",
+    "RAY_num_workers_soft_limit": "0",
+    "REPORTER_UPDATE_INTERVAL_MS": "10000",
     "RAY_agent_register_timeout_ms": "180000",
 }
 
