@@ -28,6 +28,9 @@ REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade"
 METRICS_INTERVAL_MS = 1000
 
 START_TIMEOUT_S = 600
+#: `tutor-cluster up` to ready on a quiet 2-core dev machine (measured 118-132 s: four processes in a row import
+#: vLLM for the engine, ~20 s each).
+QUIET_START_S = 120.0
 
 
 class SocketWatch:
@@ -81,6 +84,12 @@ class Service:
     env: dict[str, str]  # environment of the `up` process (its TUTOR_STATE_DIR): for `status` / `down`
     pid: int = 0      # the `up` process: a session leader, so its Ray processes share its session id
     sockets: SocketWatch | None = field(default=None, repr=False)
+    start_s: float = 0.0  # how long `up` took to become ready on this machine, in this run
+
+    def patience(self, quiet_s: float) -> float:
+        """A wait bound scaled by this machine's measured slowness: ``quiet_s`` is enough when `up` is ready in
+        QUIET_START_S; a machine that started the service k times slower gets k times longer."""
+        return quiet_s * max(1.0, self.start_s / QUIET_START_S)
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -162,6 +171,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
                 tail = log.read_text(errors="replace")[-4000:]
                 pytest.fail(f"tutor-cluster up did not become ready (exit {proc.poll()}):\n{tail}")
             time.sleep(1)
+        svc.start_s = time.monotonic() - (deadline - START_TIMEOUT_S)
         yield svc
     finally:
         exposed = ""

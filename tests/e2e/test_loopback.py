@@ -11,9 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tutor_cluster.app import sockets
-
 from tests.e2e.conftest import REPO_ROOT, Service, ray_token
+from tutor_cluster.app import sockets
 
 
 def test_turns_and_a_reembed_job_use_loopback_only(service: Service, client: httpx.Client, tmp_path: Path) -> None:

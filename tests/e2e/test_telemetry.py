@@ -67,7 +67,7 @@ def test_metrics_after_a_scripted_session(service: Service, client: httpx.Client
         ("ray_tutor_tier_latency_seconds_count", (("tier", "edge"),)): 5,
     }
     body = model.json()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + service.patience(60)
     while True:
         after = scrape(service.metrics)
         got = {key: total(after, key[0], **dict(key[1])) - total(before, key[0], **dict(key[1])) for key in expected}
@@ -119,7 +119,7 @@ def test_prometheus_scrapes_the_service_with_our_rules(service: Service, client:
     try:
         client.post("/v1/tutor/turns", json={"learner_id": "prom-l1", "session_id": "p", "exercise_id": "frac-add-1",
                                              "message": "3/4"})
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + service.patience(90)
         value = None
         while time.monotonic() < deadline:
             try:
@@ -148,7 +148,7 @@ def test_events_reach_parquet_and_the_report_renders(service: Service, client: h
                                              "exercise_id": "frac-add-2", "message": "5/6"})
     assert r.status_code == 200
     turn_id = r.json()["turn_id"]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + service.patience(30)
     while time.monotonic() < deadline:
         if service.events.exists():
             df = read_events(service.events)
@@ -175,7 +175,7 @@ def test_request_id_runs_through_every_tier_and_its_json_logs(service: Service, 
                                                                                   "denominator?"})
     assert r.status_code == 200 and r.json()["tier"] != "edge"
     assert r.headers["x-request-id"] == trace and r.json()["request_id"] == trace
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + service.patience(30)
     seen: dict[str, dict] = {}
     while time.monotonic() < deadline and not {"gateway", "edge", "router"} <= set(seen):
         for path in glob.glob("/tmp/ray/session_*/logs/serve/replica_*.log"):
