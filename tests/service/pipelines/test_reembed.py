@@ -137,6 +137,7 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
         assert proc.returncode == 2, (args, err)
 
 
+@pytest.mark.drill
 def test_run_killed_half_way_leaves_the_old_version_live(tmp_path: Path) -> None:
     source = tmp_path / "c"
     shutil.copytree(SAMPLE, source)
