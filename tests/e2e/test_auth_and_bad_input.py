@@ -19,7 +19,12 @@ def test_missing_or_wrong_key_is_401_and_reaches_no_tier(service, headers, metho
     before = service.stats()
     r = httpx.request(method, f"{service.url}{path}", headers=headers, json=GOOD, timeout=30)
     assert r.status_code == 401
-    assert r.json()["error"]["type"] == "unauthorized" and r.json()["error"]["field"] == "Authorization"
+    err = r.json()["error"]
+    if path.startswith(("/v1/chat", "/v1/models")):  # OpenAI's shape
+        assert err["type"] == "authentication_error" and err["param"] == "Authorization"
+    else:
+        assert err["type"] == "unauthorized" and err["field"] == "Authorization"
+    assert err["code"] == "invalid_api_key"
     assert service.stats() == before, "an unauthenticated request reached a tier"
 
 
@@ -77,13 +82,14 @@ def test_bad_turn_input_gets_clear_4xx(service, client, body, ctype, status, fie
     assert httpx.get(f"{service.url}/healthz", timeout=10).status_code == 200
 
 
-BAD_CHAT = [
-    ("no-messages", {"model": "auto", "messages": []}, 422, "messages"),
-    ("last-not-user", {"model": "auto", "messages": [{"role": "assistant", "content": "hi"}]}, 422, "messages"),
-    ("bad-role", {"model": "auto", "messages": [{"role": "wizard", "content": "hi"}]}, 422, "messages[0].role"),
-    ("n-2", {"model": "auto", "n": 2, "messages": [{"role": "user", "content": "hi"}]}, 422, "n"),
-    ("tools", {"model": "auto", "tools": [], "messages": [{"role": "user", "content": "hi"}]}, 422, "tools"),
-    ("temperature", {"model": "auto", "temperature": 9, "messages": [{"role": "user", "content": "hi"}]}, 422,
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {}}}
+BAD_CHAT = [  # OpenAI's statuses: an invalid request is 400, as OpenAI and vLLM answer it
+    ("no-messages", {"model": "auto", "messages": []}, 400, "messages"),
+    ("last-not-user", {"model": "auto", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages"),
+    ("bad-role", {"model": "auto", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
+    ("n-2", {"model": "auto", "n": 2, "messages": [{"role": "user", "content": "hi"}]}, 400, "n"),
+    ("tools", {"model": "auto", "tools": [TOOL], "messages": [{"role": "user", "content": "hi"}]}, 400, "tools"),
+    ("temperature", {"model": "auto", "temperature": 9, "messages": [{"role": "user", "content": "hi"}]}, 400,
      "temperature"),
     ("unknown-model", {"model": "gpt-17", "messages": [{"role": "user", "content": "hi"}]}, 404, "model"),
 ]
@@ -94,7 +100,8 @@ def test_bad_chat_input_gets_clear_4xx(service, client, body, status, field) -> 
     before = service.core_requests()
     r = client.post("/v1/chat/completions", json=body, timeout=30)
     assert r.status_code == status, r.text
-    assert r.json()["error"]["field"] == field
+    err = r.json()["error"]
+    assert err["param"] == field and err["type"] in ("invalid_request_error", "not_found_error") and err["code"]
     assert service.core_requests() == before
 
 

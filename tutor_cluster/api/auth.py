@@ -67,7 +67,7 @@ class Authenticator:
     def __init__(self, config: AuthConfig) -> None:
         self._by_hash = {k.sha256: k for k in config.api_keys}
 
-    def authenticate(self, authorization: str | None, scope: Scope) -> Principal:
+    def authenticate(self, authorization: str | None, scope: Scope | None) -> Principal:
         if not authorization:
             raise AuthError(401, "missing Authorization header; send 'Authorization: Bearer <api key>'")
         kind, _, token = authorization.partition(" ")
@@ -78,6 +78,6 @@ class Authenticator:
         key = self._by_hash.get(digest)
         if key is None:
             raise AuthError(401, "invalid API key")
-        if scope not in key.scopes:
+        if scope is not None and scope not in key.scopes:
             raise AuthError(403, f"API key {key.id!r} lacks the {scope!r} scope")
         return Principal(key_id=key.id, tenant=key.tenant, role=key.role, scopes=frozenset(key.scopes))

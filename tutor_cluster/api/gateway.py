@@ -26,10 +26,11 @@ from tutor_cluster.api.protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    OpenAIErrorResponse,
     TurnRequest,
     TurnResponse,
     Usage,
-    error_body,
+    render_error,
 )
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
@@ -54,6 +55,8 @@ API_VERSION = "v1"
 LEARNER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 log = logging.getLogger(f"ray.serve.{__name__}")  # under Serve's logger: JSON lines with the request id
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)}
+OPENAI_ERRORS = {code: {"model": OpenAIErrorResponse} for code in (400, 401, 403, 404, 413, 429, 502, 503, 504)}
+CHAT_PATH = f"/{API_VERSION}/chat/completions"
 _LOCAL = Principal(key_id="local", tenant="default", role="admin", scopes=frozenset())
 
 
@@ -82,6 +85,7 @@ class GatewayService:
     def __init__(self, settings: Settings, edge: Any, router: Any, memory: LearnerMemory, knowledge: Any = None,
                  *, clock: Any = time.perf_counter, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self._created = int(time.time())
         self.metrics = metrics or Metrics()
         self.events = EventSink(settings.telemetry.events)
         self.recorder = TurnRecorder(self.metrics, self.events)
@@ -136,8 +140,10 @@ class GatewayService:
         return replay()
 
     async def _collect(self, request: CoreRequest) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """A whole (non-streamed) answer: its text, the route event and the done event."""
+        """A whole (non-streamed) answer: its text, the route event and the done event (with the answer's token
+        logprobs under ``logprobs`` when the request asked for them)."""
         text: list[str] = []
+        logprobs: list[dict[str, Any]] = []
         route: dict[str, Any] = {}
         done: dict[str, Any] = {}
         async with asyncio.timeout(self._timeout):
@@ -146,12 +152,15 @@ class GatewayService:
                     kind = event["type"]
                     if kind == "delta":
                         text.append(event["text"])
+                        logprobs.extend(event.get("logprobs", ()))
                     elif kind == "route":
                         route = event
                     elif kind == "done":
                         done = event
                     elif kind == "error":
                         raise self._engine_error(event)
+        if request.logprobs:
+            done = {**done, "logprobs": logprobs}
         return "".join(text), route, done
 
     # ---------------------------------------------------------------- /v1/tutor/turns
@@ -258,8 +267,8 @@ class GatewayService:
         if tail is not None:
             yield tail
 
-    def _timeout_body(self) -> dict[str, Any]:
-        return error_body("timeout", f"no answer within {self._timeout} s")
+    def _timeout_body(self, path: str = "/v1/tutor/turns") -> dict[str, Any]:
+        return render_error(path, 504, "timeout", f"no answer within {self._timeout} s")[1]
 
     async def _turn_stream(self, turn_id: str, request: CoreRequest, edge: EdgeResult, pre: dict[str, float],
                            t0: float, extra: dict[str, Any], after: LearnerContext, body: TurnRequest,
@@ -280,8 +289,7 @@ class GatewayService:
                 self.recorder.turn(final, after, event, body=body, tenant=principal.tenant)
                 return _sse("done", final.model_dump())
             if kind == "error":
-                err = self._engine_error(event)
-                return _sse("error", error_body(err.type, err.message, err.field))
+                return _sse("error", self._engine_error(event).body("/v1/tutor/turns"))
             return None
 
         return self._render(await self._primed(request), render, _sse("error", self._timeout_body()))
@@ -293,7 +301,8 @@ class GatewayService:
         if status == 429:
             return ApiError(429, "budget_exceeded", event["message"], headers=retry)
         if 400 <= status < 500:
-            return ApiError(400, "invalid_request", f"the model rejected the request: {event['message']}", "messages")
+            return ApiError(400, "invalid_request", f"the model rejected the request: {event['message']}", "messages",
+                            code="rejected_by_model")
         return ApiError(503, "model_unavailable", f"the model tier failed: {event['message']}",
                         headers=retry or {"Retry-After": "1"})
 
@@ -320,8 +329,11 @@ class GatewayService:
         request = CoreRequest(
             request_id=chat_id, messages=prompts.chat_messages(messages, mode=body.mode), signals=edge.signals,
             model=pinned, max_tokens=body.max_completion_tokens or body.max_tokens,
-            temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed, tenant=principal.tenant,
-            learner_ref=pseudonym(principal.tenant, body.user) if body.user else None,
+            temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed,
+            presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
+            logit_bias=body.logit_bias, logprobs=body.logprobs, top_logprobs=body.top_logprobs,
+            response_format=body.response_format.model_dump(exclude_none=True) if body.response_format else None,
+            tenant=principal.tenant, learner_ref=pseudonym(principal.tenant, body.user) if body.user else None,
         )
         if body.stream:
             return await self._chat_stream(chat_id, created, request, body, edge_ms, t0)
@@ -330,7 +342,7 @@ class GatewayService:
         ext = self._chat_ext(route, done, edge_ms, t0)
         name = model_name if pinned else route.get("model", model_name)
         return self._completion(chat_id, created, name, text, done.get("finish_reason", "stop"),
-                                Usage(**done.get("usage", {})), ext)
+                                Usage(**done.get("usage", {})), ext, done.get("logprobs"))
 
     def _chat_ext(self, route: dict[str, Any], done: dict[str, Any], edge_ms: float, t0: float) -> dict[str, Any]:
         timings = done.get("timings_ms", {})
@@ -341,18 +353,19 @@ class GatewayService:
 
     @staticmethod
     def _completion(chat_id: str, created: int, model: str, text: str, finish: str, usage: Usage,
-                    ext: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": chat_id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            "usage": usage.model_dump(), "tutor": ext,
-        }
+                    ext: dict[str, Any], logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                  "logprobs": {"content": logprobs} if logprobs is not None else None}
+        return {"id": chat_id, "object": "chat.completion", "created": created, "model": model,
+                "choices": [choice], "usage": usage.model_dump(), "tutor": ext}
 
     @staticmethod
     def _chunk(chat_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None,
-               **extra: Any) -> str:
+               logprobs: list[dict[str, Any]] | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish,
+                  "logprobs": {"content": logprobs} if logprobs is not None else None}
         body = {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+                "choices": [choice], **extra}
         return _sse(None, body)
 
     async def _chat_stream_static(self, chat_id: str, created: int, model: str, text: str, ext: dict[str, Any],
@@ -379,7 +392,8 @@ class GatewayService:
                 delta = {"content": event["text"]}
                 if state["first"]:
                     delta, state["first"] = {"role": "assistant", **delta}, False
-                return self._chunk(chat_id, created, model, delta)
+                logprobs = event.get("logprobs", []) if body.logprobs else None
+                return self._chunk(chat_id, created, model, delta, logprobs=logprobs)
             if kind == "done":
                 self.recorder.model(event)
                 out = self._chunk(chat_id, created, model, {}, event.get("finish_reason", "stop"),
@@ -389,11 +403,10 @@ class GatewayService:
                                        "model": model, "choices": [], "usage": event["usage"]})
                 return out
             if kind == "error":
-                err = self._engine_error(event)
-                return _sse(None, error_body(err.type, err.message, err.field))
+                return _sse(None, self._engine_error(event).body(CHAT_PATH))
             return None
 
-        return self._render(await self._primed(request), render, _sse(None, self._timeout_body()),
+        return self._render(await self._primed(request), render, _sse(None, self._timeout_body(CHAT_PATH)),
                             tail=_sse(None, "[DONE]"))
 
     # ---------------------------------------------------------------- /v1/curriculum/search
@@ -409,13 +422,20 @@ class GatewayService:
                            headers={"Retry-After": "5"}) from None
 
     def models(self) -> ModelList:
-        cards = [ModelCard(id="auto", tier=None)]
+        """'auto' and the catalogue; ``created`` is when this gateway loaded the catalogue."""
+        cards = [ModelCard(id="auto", tier=None, created=self._created)]
         cards += [
-            ModelCard(id=m.name, tier=m.tier, context_length=m.context_length,
+            ModelCard(id=m.name, tier=m.tier, context_length=m.context_length, created=self._created,
                       price_per_1k_input=m.price_per_1k_input, price_per_1k_output=m.price_per_1k_output)
             for m in self.settings.catalogue.models
         ]
         return ModelList(data=cards)
+
+    def model(self, model_id: str) -> ModelCard:
+        for card in self.models().data:
+            if card.id == model_id:
+                return card
+        raise ApiError(404, "model_not_found", f"unknown model {model_id!r}; GET /v1/models lists them", "model")
 
     async def stats(self) -> dict[str, Any]:
         """Counters of the tiers (of the replicas these calls reach)."""

@@ -10,7 +10,7 @@ import json
 from typing import Any, Awaitable, Callable
 
 from tutor_cluster.api.auth import Authenticator, AuthError, Scope
-from tutor_cluster.api.protocol import error_body
+from tutor_cluster.api.protocol import render_error
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -19,12 +19,26 @@ ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-def scope_for(path: str) -> Scope:
+#: The API's description: readable with any valid key, whatever its scopes.
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+def scope_for(path: str) -> Scope | None:
+    """The scope a route needs; None: any valid key."""
+    if path in DOC_PATHS:
+        return None
     if path.startswith("/v1/tutor") or path.startswith("/v1/learners") or path.startswith("/v1/curriculum"):
         return "tutor"
     if path.startswith("/v1/chat") or path.startswith("/v1/models"):
         return "chat"
-    return "admin"  # everything else (openapi.json, future admin routes)
+    return "admin"  # everything else (future admin routes)
+
+
+async def send_error(send: Send, path: str, status: int, type_: str, message: str, field: str | None = None,
+                     code: str | None = None, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """An error before any route ran, in the shape of the route family ``path`` belongs to."""
+    status, body = render_error(path, status, type_, message, field, code)
+    await send_json(send, status, body, headers)
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -59,21 +73,20 @@ class GatewayMiddleware:
         try:
             principal = self.auth.authenticate(headers.get("authorization"), scope_for(path))
         except AuthError as exc:
-            kind = "unauthorized" if exc.status == 401 else "forbidden"
+            kind, code = ("unauthorized", "invalid_api_key") if exc.status == 401 else ("forbidden", "insufficient_scope")
             extra = [(b"www-authenticate", b'Bearer realm="tutor-cluster"')] if exc.status == 401 else []
-            await send_json(send, exc.status, error_body(kind, exc.message, "Authorization"), extra)
+            await send_error(send, path, exc.status, kind, exc.message, "Authorization", code, extra)
             return
         scope.setdefault("state", {})["principal"] = principal
         if scope.get("method") in ("POST", "PUT", "PATCH"):
             ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
             if ctype != "application/json" and not ctype.endswith("+json"):
-                await send_json(send, 415, error_body(
-                    "unsupported_media_type", f"send JSON with 'Content-Type: application/json' (got {ctype!r})",
-                    "Content-Type"))
+                await send_error(send, path, 415, "unsupported_media_type",
+                                 f"send JSON with 'Content-Type: application/json' (got {ctype!r})", "Content-Type")
                 return
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-                await self._too_large(send)
+                await self._too_large(send, path)
                 return
             chunks: list[bytes] = []
             size = 0
@@ -84,7 +97,7 @@ class GatewayMiddleware:
                 body = message.get("body", b"")
                 size += len(body)
                 if size > self.max_body:
-                    await self._too_large(send)
+                    await self._too_large(send, path)
                     return
                 chunks.append(body)
                 if not message.get("more_body", False):
@@ -103,6 +116,6 @@ class GatewayMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _too_large(self, send: Send) -> None:
-        await send_json(send, 413, error_body(
-            "payload_too_large", f"request body is larger than {self.max_body} bytes", "body"))
+    async def _too_large(self, send: Send, path: str) -> None:
+        await send_error(send, path, 413, "payload_too_large", f"request body is larger than {self.max_body} bytes",
+                         "body")

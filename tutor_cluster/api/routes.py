@@ -13,12 +13,14 @@ from tutor_cluster.api.gateway import (
     API_VERSION,
     ERRORS,
     LEARNER_ID_PATTERN,
+    OPENAI_ERRORS,
     GatewayService,
 )
 from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.protocol import (
     ChatCompletionRequest,
     LearnerView,
+    ModelCard,
     ModelList,
     TurnRequest,
     TurnResponse,
@@ -34,7 +36,7 @@ def build_fastapi(service: GatewayService) -> FastAPI:
     """The HTTP app; its routes close over ``service``."""
     settings = service.settings
     app = FastAPI(
-        title="tutor-cluster", version="0.1.0", docs_url=None, redoc_url=None,
+        title="tutor-cluster", version="0.1.0", docs_url="/docs", redoc_url=None,
         description="Distributed AI tutoring API. Every route except /healthz and /readyz needs "
                     "'Authorization: Bearer <api key>'.",
     )
@@ -64,7 +66,7 @@ def build_fastapi(service: GatewayService) -> FastAPI:
             return result
         return StreamingResponse(result, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    @app.post(f"/{API_VERSION}/chat/completions", responses=ERRORS, tags=["openai"])
+    @app.post(f"/{API_VERSION}/chat/completions", responses=OPENAI_ERRORS, tags=["openai"])
     async def chat_completions(body: ChatCompletionRequest, http: Request) -> Any:
         """OpenAI-compatible chat completions through the same edge → router path."""
         result = await service.chat(body, http.state.principal)
@@ -86,10 +88,16 @@ def build_fastapi(service: GatewayService) -> FastAPI:
         filters = Filters(skill=skill, grade=grade, lang=locale.split("-")[0] if locale else None)
         return await service.search(q, k, filters)
 
-    @app.get(f"/{API_VERSION}/models", response_model=ModelList, responses=ERRORS, tags=["openai"])
+    @app.get(f"/{API_VERSION}/models", response_model=ModelList, responses=OPENAI_ERRORS, tags=["openai"])
     async def list_models() -> ModelList:
         """The model catalogue ('auto' lets the router choose)."""
         return service.models()
+
+    @app.get(f"/{API_VERSION}/models/{{model_id:path}}", response_model=ModelCard, responses=OPENAI_ERRORS,
+             tags=["openai"])
+    async def get_model(model_id: str) -> ModelCard:
+        """One model of the catalogue (404 ``model_not_found`` otherwise)."""
+        return service.model(model_id)
 
     learner_id_path = Path(pattern=LEARNER_ID_PATTERN, description="The learner.")
 

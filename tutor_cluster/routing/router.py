@@ -58,6 +58,17 @@ class CoreRequest(BaseModel):
     top_p: float | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    response_format: dict[str, Any] | None = Field(default=None, description="OpenAI response_format (JSON mode).")
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+#: Sampling parameters of a CoreRequest passed to the engine as the client gave them (OpenAI names).
+SAMPLING_PARAMS = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
+                   "response_format", "logprobs", "top_logprobs")
 
 
 def _parse_sse(item: Any) -> list[dict[str, Any]]:
@@ -118,7 +129,7 @@ class RouterCore:
             "max_tokens": self._max_tokens(request, entry),
             "request_id": request.request_id,
         }
-        for key in ("temperature", "top_p", "stop", "seed"):
+        for key in SAMPLING_PARAMS:
             value = getattr(request, key)
             if value is not None:
                 params[key] = value
@@ -186,10 +197,14 @@ class RouterCore:
                         state["usage"] = chunk["usage"]
                     for choice in chunk.get("choices") or ():
                         text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            if state.get("ttft") is None:
+                        logprobs = (choice.get("logprobs") or {}).get("content")  # only when the client asked
+                        if text or logprobs:
+                            if text and state.get("ttft") is None:
                                 state["ttft"] = time.perf_counter() - state["t_call"]
-                            batch.append({"type": "delta", "text": text})
+                            event: dict[str, Any] = {"type": "delta", "text": text or ""}
+                            if logprobs:
+                                event["logprobs"] = logprobs
+                            batch.append(event)
                         if choice.get("finish_reason"):
                             state["finish"] = choice["finish_reason"]
             if batch:
