@@ -74,9 +74,8 @@ def pid_alive(pid: int) -> bool:
 
 def local_key() -> str:
     """The local API key: TUTOR_API_KEY, else one generated once and kept in a 0600 file."""
-    env = os.environ.get("TUTOR_API_KEY")
-    if env:
-        return env
+    if constants.API_KEY:
+        return constants.API_KEY
     path = constants.LOCAL_KEY_FILE
     if path.is_file():
         return path.read_text().strip()
@@ -90,8 +89,7 @@ def local_key() -> str:
 
 def with_local_key(settings: Settings) -> tuple[Settings, str | None]:
     """Settings with no keys get the local key (all scopes); configured keys are left alone."""
-    env = os.environ.get("TUTOR_API_KEY")
-    if settings.auth.api_keys and not env:
+    if settings.auth.api_keys and not constants.API_KEY:
         return settings, None
     key = local_key()
     entry = ApiKey(id="local", sha256=hash_key(key), tenant="default", role="admin", scopes=list(ALL_SCOPES))

@@ -212,10 +212,10 @@ def up(args: argparse.Namespace) -> int:
         except (TimeoutError, InterruptedError) as exc:
             raise CliError(str(exc)) from None
         local.RunState(pid=os.getpid(), url=url, config=str(args.config or "default"),
-                       key_file=str(constants.LOCAL_KEY_FILE) if key and not os.environ.get("TUTOR_API_KEY") else None).save()
+                       key_file=str(constants.LOCAL_KEY_FILE) if key and not constants.API_KEY else None).save()
         shown = key if key else "<your api key>"
         print(f"[up] ready in {time.monotonic() - t0:.0f} s at {url}", flush=True)
-        if key and not os.environ.get("TUTOR_API_KEY"):
+        if key and not constants.API_KEY:
             print(f"[up] local API key (kept in {constants.LOCAL_KEY_FILE}): {key}")
         print(
             f"[up] try:\n  curl -s {url}/v1/tutor/turns -H 'Authorization: Bearer {shown}' "
@@ -241,7 +241,7 @@ def status(args: argparse.Namespace) -> int:
         print("tutor-cluster: not running")
         return 3
     code, ready = local.http_get(f"{state.url}/readyz")
-    key = os.environ.get("TUTOR_API_KEY") or (open(state.key_file).read().strip() if state.key_file else None)
+    key = constants.API_KEY or (open(state.key_file).read().strip() if state.key_file else None)
     scode, stats = local.http_get(f"{state.url}/v1/admin/stats", key) if key else (0, None)
     print(json.dumps({"pid": state.pid, "url": state.url, "config": state.config,
                       "ready": code == 200, "tiers": (ready or {}).get("tiers"),

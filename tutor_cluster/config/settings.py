@@ -60,7 +60,7 @@ class ServerSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="HTTP bind address; loopback unless behind a proxy/ingress.")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
-    max_body_bytes: int = Field(default=constants.MAX_BODY_BYTES, ge=1024, description="Larger bodies get 413.")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Larger bodies get 413.")
     request_timeout_s: float = Field(default=120, gt=0, description="Per-request deadline at the gateway.")
     log_encoding: Literal["JSON", "TEXT"] = Field(default="JSON", description=(
         "Replica log format; JSON lines carry the request id (the X-Request-ID header) in every tier."))

@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tutor_cluster import constants
 from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
 
 UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
@@ -40,7 +41,7 @@ class StoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="Embedded SQLite (WAL) or Redis.")
-    sqlite_path: str = Field(default="~/.cache/tutor-cluster/learners.db", description="SQLite file (WAL mode).")
+    sqlite_path: str = Field(default=str(constants.CACHE_DIR / "learners.db"), description="SQLite file (WAL mode).")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (AOF with appendfsync always).")
     timeout_s: float = Field(default=2.0, gt=0, description="Per-operation timeout; beyond it: 503 + Retry-After.")
     key_prefix: str = Field(default="tc", description="Namespace of Redis keys.")

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tutor_cluster import constants
 from tutor_cluster.errors import StatusError
 
 #: Redis keeps about this many ledger entries (export them to Parquet regularly).
@@ -64,7 +65,7 @@ class BudgetConfig(BaseModel):
     rules: list[BudgetRule] = Field(default_factory=list, description="Budgets; none means unlimited.")
     terms: list[Term] = Field(default_factory=list, description="Academic terms for window: term.")
     backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="Where counters live.")
-    sqlite_path: str = Field(default="~/.cache/tutor-cluster/budgets.db", description="SQLite counters file.")
+    sqlite_path: str = Field(default=str(constants.CACHE_DIR / "budgets.db"), description="SQLite counters file.")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for counters (production).")
     key_prefix: str = Field(default="tc:budget", description="Redis key prefix.")
     ledger: bool = Field(default=True, description="Record every model interaction in the spend ledger.")

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from tutor_cluster import constants
+
 SCHEMA = pa.schema([
     ("at", pa.timestamp("ms", tz="UTC")), ("turn_id", pa.string()), ("tenant", pa.string()),
     ("learner", pa.string()), ("session", pa.string()), ("skill", pa.string()), ("intent", pa.string()),
@@ -38,7 +40,7 @@ class EventsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(default=True, description="Write interaction events (Parquet).")
-    path: str = Field(default="~/.cache/tutor-cluster/events", description="Dataset root (a shared volume or a "
+    path: str = Field(default=str(constants.CACHE_DIR / "events"), description="Dataset root (a shared volume or a "
                                                                            "mounted bucket in production).")
     region: str = Field(default="local", pattern=r"^[a-z0-9-]{1,32}$", description="Region partition value.")
     flush_interval_s: float = Field(default=30, gt=0, description="Longest time an event waits in memory.")

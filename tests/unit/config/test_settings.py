@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,15 @@ def test_cli_config_check_accepts_shipped_configs() -> None:
 def test_env_reaches_into_included_files() -> None:
     env = {"TUTOR__CATALOGUE__ENGINES__SMOLLM2__STREAM_BATCHING_INTERVAL_MS": "120"}
     assert load_settings(DEFAULT_FILE, env=env).catalogue.engines["smollm2"].stream_batching_interval_ms == 120
+
+
+def test_every_cache_path_follows_tutor_cache_dir(tmp_path) -> None:
+    """TUTOR_CACHE_DIR moves every embedded store of the default settings (read once, in a fresh process)."""
+    code = ("from tutor_cluster.config.settings import load_settings; s = load_settings(None); "
+            "print(s.learner.store.sqlite_path, s.routing.budgets.sqlite_path, s.knowledge.store.path, "
+            "s.telemetry.events.path)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TUTOR_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    paths = out.stdout.split()
+    assert len(paths) == 4 and all(p.startswith(str(tmp_path)) for p in paths), paths
