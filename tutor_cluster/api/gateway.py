@@ -472,8 +472,8 @@ class GatewayService:
 class Gateway:
     """Serve ingress: builds the FastAPI app once the handles are injected."""
 
-    def __init__(self, settings: Settings, edge: Any, router: Any, knowledge: Any = None) -> None:
-        memory = LearnerMemory(settings.learner, namespace=settings.ray.namespace)
+    def __init__(self, settings: Settings, edge: Any, router: Any, memory: LearnerMemory,
+                 knowledge: Any = None) -> None:
         self._service = GatewayService(settings, edge, router, memory, knowledge)
         self._service.events.start()
 

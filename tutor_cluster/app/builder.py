@@ -1,4 +1,5 @@
-"""Builds the Serve application graph from settings: Gateway → EdgeTier, Knowledge → Router → core engines."""
+"""Builds the Serve application graph from settings: Gateway → EdgeTier, Knowledge, LearnerMemory (actors) →
+Router → core engines."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.core.engine import build_engine_app
 from tutor_cluster.edge.deployment import EdgeTier
 from tutor_cluster.knowledge.retriever import Knowledge
+from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.routing.router import Router
 
 
@@ -21,7 +23,10 @@ def build_app(settings: Settings) -> Any:
     edge = EdgeTier.options(**d.edge.serve_options(), **logs).bind(settings.edge, settings.exercises)
     knowledge = (Knowledge.options(**d.knowledge.serve_options(), **logs).bind(settings.knowledge)
                  if settings.knowledge.enabled else None)
-    return Gateway.options(**d.gateway.serve_options(), **logs).bind(settings, edge, router, knowledge)
+    # Learner memory: named actors (not a Serve deployment: one writer per learner, state kept across deploys),
+    # built here with this deploy's settings; actors built with other settings are retired.
+    memory = LearnerMemory(settings.learner, namespace=settings.ray.namespace, retire_stale=True)
+    return Gateway.options(**d.gateway.serve_options(), **logs).bind(settings, edge, router, memory, knowledge)
 
 
 def app_builder(args: dict[str, str]) -> Any:

@@ -146,21 +146,60 @@ class HashRing:
         return self._owners[idx]
 
 
-class LearnerMemory:
-    """Client side: finds (or creates) the named actors and routes each learner to its owner."""
+def fingerprint(config: MemoryConfig) -> str:
+    """Identifies what the actors were built with (everything but the caller-side deadline)."""
+    raw = config.model_dump_json(exclude={"call_timeout_s"})
+    return hashlib.blake2b(raw.encode(), digest_size=5).hexdigest()
 
-    def __init__(self, config: MemoryConfig, namespace: str | None = None) -> None:
+
+class LearnerMemory:
+    """Client side: finds (or creates) the named actors and routes each learner to its owner.
+
+    Actor names carry the settings' fingerprint (``<prefix>-<fingerprint>-<i>``): a deploy with changed memory
+    settings (store, cache size, policy, ...) gets new actors built with them instead of silently reusing actors
+    that hold the old ones. ``retire_stale`` (the app builder sets it) kills the actors of other fingerprints
+    under the same prefix; calls still in flight on them fail and are retried by clients with their turn id.
+    """
+
+    def __init__(self, config: MemoryConfig, namespace: str | None = None, *, retire_stale: bool = False) -> None:
         self.config = config
+        self.namespace = namespace
+        self.fingerprint = fingerprint(config)
         self._ring = HashRing(config.actors)
         remote_cls = ray.remote(LearnerMemoryActor)
         self._actors = [
             remote_cls.options(
-                name=f"{config.name_prefix}-{i}", namespace=namespace, get_if_exists=True, lifetime="detached",
+                name=self.actor_name(i), namespace=namespace, get_if_exists=True, lifetime="detached",
                 max_restarts=-1, max_task_retries=-1, max_concurrency=config.max_concurrency,
                 num_cpus=config.num_cpus,
             ).remote(config)
             for i in range(config.actors)
         ]
+        if retire_stale:
+            self.retire_stale()
+
+    def actor_name(self, i: int) -> str:
+        return f"{self.config.name_prefix}-{self.fingerprint}-{i}"
+
+    def retire_stale(self) -> list[str]:
+        """Kill the memory actors of this prefix that were built with other settings; returns their names."""
+        current = {self.actor_name(i) for i in range(self.config.actors)}
+        prefix = f"{self.config.name_prefix}-"
+        mine = self.namespace or ray.get_runtime_context().namespace
+        retired = []
+        for entry in ray.util.list_named_actors(all_namespaces=True):
+            name, namespace = entry["name"], entry["namespace"]
+            if namespace != mine or not name.startswith(prefix) or name in current:
+                continue
+            rest = name[len(prefix):].split("-")
+            if len(rest) != 2 or not rest[1].isdigit():  # not one of ours (e.g. a longer prefix)
+                continue
+            try:
+                ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+            except ValueError:  # gone meanwhile
+                continue
+            retired.append(name)
+        return retired
 
     def actor_for(self, learner_id: str) -> Any:
         return self._actors[self._ring.owner(learner_id)]

@@ -127,6 +127,35 @@ def _check_exactly_once(store_cfg: StoreConfig, sent: dict[str, list[str]]) -> N
         store.close()
 
 
+def test_changed_settings_reach_new_actors_and_the_old_ones_retire(ray_local, tmp_path) -> None:
+    """A deploy with other memory settings must not reuse actors built with the old ones (they would keep
+    writing to the old store, silently); the same settings find the same actors (and their caches)."""
+    def config(db: str, capacity: int = 64) -> MemoryConfig:
+        return MemoryConfig(actors=2, name_prefix="versioned", cache_capacity=capacity,
+                            store=StoreConfig(backend="sqlite", sqlite_path=str(tmp_path / db), timeout_s=10))
+
+    old = LearnerMemory(config("a.db"), namespace="learner-tests", retire_stale=True)
+    ray.get(old.apply("v1", LearnerUpdate(turn_id="t1", skill="s", correct=True)))
+    same = LearnerMemory(config("a.db"), namespace="learner-tests", retire_stale=True)
+    assert [same.actor_name(i) for i in range(2)] == [old.actor_name(i) for i in range(2)]
+    assert ray.get(same.get("v1")).version == 1
+
+    new = LearnerMemory(config("b.db", capacity=32), namespace="learner-tests", retire_stale=True)
+    assert new.fingerprint != old.fingerprint
+    _, after, applied = ray.get(new.apply("v1", LearnerUpdate(turn_id="t2", skill="s", correct=True)))
+    assert applied and after.version == 1  # the new store: nothing of the old one
+    assert ray.get(new.actor_for("v1").stats.remote())["applied"] == 1
+    for actor in old.actors:  # retired, not restarted
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.ping.remote(), timeout=60)
+    for db, version in (("a.db", 1), ("b.db", 1)):
+        store = open_store(StoreConfig(backend="sqlite", sqlite_path=str(tmp_path / db)))
+        try:
+            assert store.get("v1").version == version and len(store.applied_turns("v1")) == 1
+        finally:
+            store.close()
+
+
 def test_hash_ring_is_stable_and_spreads() -> None:
     ring = HashRing(4)
     owners = [ring.owner(f"learner-{i}") for i in range(4000)]
