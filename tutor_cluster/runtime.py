@@ -36,8 +36,9 @@ RAY_ENV_DEFAULTS = {
 #: handles' metrics cache flushed every 1 s instead of 0.1 s (deployments and health react up to 0.4 s later);
 #: no pool of idle pre-started workers kept (each costs ~0.01 core doing nothing; our actors and replicas are
 #: long-lived, and a crashed actor gets a fresh process either way); node stats every 10 s instead of 5 s.
-#: And one for a busy machine: the raylet aborts when its agents have not started within
-#: ``agent_register_timeout_ms`` (30 s); on a loaded 2-core machine the dashboard agent was seen taking 44 s.
+#: And one for a busy machine: the raylet aborts when its agents have not registered within
+#: ``agent_register_timeout_ms``; on a loaded 2-core machine it aborted after ~24 s while the dashboard agent took
+#: 44 s to start.
 LOCAL_MARKER = "TUTOR_LOCAL_LOOPBACK"
 LOCAL_ENV = {
     LOCAL_MARKER: "1",  # read by bind_replica_grpc_on_loopback in Serve replicas
