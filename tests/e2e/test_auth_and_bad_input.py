@@ -115,4 +115,6 @@ def test_cli_status_reports_every_tier_ready(service) -> None:
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)
     assert body["ready"] is True and body["url"] == service.url
+    net = body["network"]  # the kernel's view of `up` and every process below it
+    assert net["loopback_only"] is True and net["exposed"] == [] and net["processes"] > 10 and net["sockets"] > 20
     assert body["tiers"]["edge"] is True and body["tiers"]["core"] == {"smollm2": True}

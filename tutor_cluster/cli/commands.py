@@ -245,8 +245,18 @@ def status(args: argparse.Namespace) -> int:
     scode, stats = local.http_get(f"{state.url}/v1/admin/stats", key) if key else (0, None)
     print(json.dumps({"pid": state.pid, "url": state.url, "config": state.config,
                       "ready": code == 200, "tiers": (ready or {}).get("tiers"),
-                      "stats": stats if scode == 200 else None}, indent=2))
+                      "stats": stats if scode == 200 else None, "network": _network(state.pid)}, indent=2))
     return 0 if code == 200 else 1
+
+
+def _network(pid: int) -> dict[str, object]:
+    """What the kernel says about the sockets of `up` and every process below it (Ray, Serve, vLLM, jobs)."""
+    from tutor_cluster.app import sockets
+
+    pids = {pid} | sockets.descendants({pid})
+    found = sockets.sockets_of(pids)
+    exposed = [str(s) for s in found if s.exposed()]
+    return {"loopback_only": not exposed, "processes": len(pids), "sockets": len(found), "exposed": exposed}
 
 
 def down(args: argparse.Namespace) -> int:
