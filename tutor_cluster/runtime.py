@@ -148,3 +148,13 @@ def join_ray(address: str, *, namespace: str | None = None, log_to_driver: bool 
     import ray
 
     ray.init(address=address, namespace=namespace, log_to_driver=log_to_driver)
+
+
+def serve_request_id() -> str | None:
+    """The Serve request id (the client's X-Request-ID, or one Serve made); None outside a request."""
+    try:
+        from ray.serve.context import _get_serve_request_context
+
+        return _get_serve_request_context().request_id or None
+    except Exception:  # noqa: BLE001 - private API: tracing must never fail a request
+        return None

@@ -101,8 +101,9 @@ def phase_gateway(args: argparse.Namespace) -> dict:
     import ray
     from ray import serve
 
-    from tutor_cluster.api.auth import ApiKey, AuthConfig, hash_key, new_key
+    from tutor_cluster.api.auth import hash_key, new_key
     from tutor_cluster.app.builder import build_app
+    from tutor_cluster.config.auth import ApiKey, AuthConfig
     from tutor_cluster.config.settings import load_settings
 
     key = new_key()

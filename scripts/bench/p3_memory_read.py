@@ -50,9 +50,9 @@ def main() -> None:
     import ray
     import redis
 
+    from tutor_cluster.config.learner import MemoryConfig, StoreConfig
     from tutor_cluster.learner.context import LearnerContext, LearnerUpdate, TurnSummary
-    from tutor_cluster.learner.memory import LearnerMemory, MemoryConfig
-    from tutor_cluster.learner.stores import StoreConfig
+    from tutor_cluster.learner.memory import LearnerMemory
 
     port, workdir = _free_port(), tempfile.mkdtemp()
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,

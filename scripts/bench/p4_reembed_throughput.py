@@ -32,8 +32,8 @@ def main() -> None:
     from tutor_cluster import runtime
 
     runtime.apply_ray_env()
+    from tutor_cluster.config.knowledge import KnowledgeSettings, VectorStoreConfig
     from tutor_cluster.knowledge.chunking import chunk_curriculum
-    from tutor_cluster.knowledge.config import KnowledgeSettings, VectorStoreConfig
     from tutor_cluster.knowledge.curriculum import load_curriculum
     from tutor_cluster.knowledge.embedding import Embedder
     from tutor_cluster.pipelines import reembed

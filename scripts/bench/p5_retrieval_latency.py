@@ -68,7 +68,7 @@ def main() -> None:
     runtime.apply_ray_env()
     from qdrant_client import models
 
-    from tutor_cluster.knowledge.config import KnowledgeSettings, VectorStoreConfig
+    from tutor_cluster.config.knowledge import KnowledgeSettings, VectorStoreConfig
     from tutor_cluster.knowledge.embedding import Embedder
     from tutor_cluster.knowledge.index import Filters
     from tutor_cluster.knowledge.retriever import Knowledge, Retriever

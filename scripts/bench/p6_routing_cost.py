@@ -47,11 +47,12 @@ SESSION = [
 
 
 def decision_overhead() -> list[str]:
+    from tutor_cluster.config.routing import BudgetConfig, RoutingConfig
     from tutor_cluster.config.settings import load_settings
     from tutor_cluster.edge.signals import EdgeSignals
-    from tutor_cluster.routing.budgets import BudgetConfig, BudgetLedger, Subject
+    from tutor_cluster.routing.budgets import BudgetLedger, Subject
+    from tutor_cluster.routing.decisions import LearnerFeatures
     from tutor_cluster.routing.learned import fit
-    from tutor_cluster.routing.policies import LearnerFeatures, RoutingConfig
     from tutor_cluster.routing.router import CoreRequest, RouterCore
 
     settings = load_settings()
@@ -137,8 +138,9 @@ def main() -> None:
     runtime.apply_ray_env()
     from ray import serve
 
-    from tutor_cluster.api.auth import ApiKey, AuthConfig, hash_key, new_key
+    from tutor_cluster.api.auth import hash_key, new_key
     from tutor_cluster.app.builder import build_app
+    from tutor_cluster.config.auth import ApiKey, AuthConfig
     from tutor_cluster.config.settings import load_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="p6-"))

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tutor_cluster.config.auth import AuthConfig, Scope
+from tutor_cluster.identity import Principal
 
-from tutor_cluster.errors import StatusError
-
-Scope = Literal["tutor", "chat", "admin"]
-ALL_SCOPES: tuple[Scope, ...] = ("tutor", "chat", "admin")
 KEY_PREFIX = "tc-"
 
 
@@ -24,41 +20,14 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-class ApiKey(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(description="Name of the key (appears in logs and the ledger, never the key itself).")
-    sha256: str = Field(description="Hex SHA-256 of the key; make one with `tutor-cluster keys hash`.")
-    tenant: str = Field(default="default", description="Tenant the key belongs to (budgets, data scoping).")
-    role: Literal["learner", "teacher", "admin", "service"] = Field(default="service", description="Caller's role.")
-    scopes: list[Scope] = Field(default_factory=lambda: ["tutor", "chat"], description="Routes this key may call.")
+class AuthError(Exception):
+    """Missing, invalid or out-of-scope credentials: ``status`` 401 or 403."""
 
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, v: str) -> str:
-        v = v.lower()
-        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
-            raise ValueError("must be 64 hex characters (the SHA-256 of the key, not the key)")
-        return v
-
-
-class AuthConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    api_keys: list[ApiKey] = Field(default_factory=list, description="Accepted keys (hashed).")
-
-
-class Principal(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    key_id: str
-    tenant: str
-    role: str
-    scopes: frozenset[str]
-
-
-class AuthError(StatusError):
-    """Missing, invalid or out-of-scope credentials (401/403)."""
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class Authenticator:

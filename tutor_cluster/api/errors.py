@@ -1,6 +1,7 @@
 """Error responses of API v1, mapped in one place: our routes answer ``{"error": {"type", "message", "field"?,
 "code"}}``; the OpenAI-compatible routes answer OpenAI's ``{"error": {"message", "type", "param", "code"}}`` with
-400 (not 422) for an invalid request."""
+400 (not 422) for an invalid request. Domain errors (``tutor_cluster.errors``) get their status from
+:data:`STATUS_OF`, the only place a tier's failure becomes an HTTP status."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tutor_cluster.api.protocol import UNSUPPORTED, render_error
+from tutor_cluster.errors import BudgetExhausted, InvalidInput, NotFound, Rejected, TutorError, Unavailable
 
-#: Seconds a client should wait before retrying when learner memory is unavailable.
-MEMORY_RETRY_AFTER_S = 2
+#: HTTP status of each domain error (the most specific class that matches wins).
+STATUS_OF: dict[type[TutorError], int] = {
+    NotFound: 404, InvalidInput: 422, Rejected: 400, BudgetExhausted: 429, Unavailable: 503,
+}
 
 
 class ApiError(Exception):
@@ -27,6 +31,13 @@ class ApiError(Exception):
 
     def body(self, path: str) -> dict[str, Any]:
         return render_error(path, self.status, self.type, self.message, self.field, self.code)[1]
+
+    @classmethod
+    def of(cls, exc: TutorError) -> "ApiError":
+        """The HTTP error for a domain error: status from :data:`STATUS_OF`, ``Retry-After`` when it says when."""
+        status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 500)
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else {}
+        return cls(status, exc.kind, exc.message, exc.field, headers, exc.code)
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -62,6 +73,10 @@ def install_error_handlers(app: FastAPI, request_timeout_s: float) -> None:
         response = error_response(request.url.path, exc.status, exc.type, exc.message, exc.field, exc.code)
         response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(TutorError)
+    async def _domain_error(request: Request, exc: TutorError) -> JSONResponse:
+        return await _api_error(request, ApiError.of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
-from tutor_cluster.api.auth import Authenticator, AuthError, Scope
+from tutor_cluster.api.auth import Authenticator, AuthError
 from tutor_cluster.api.protocol import render_error
+from tutor_cluster.config.auth import Scope
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

@@ -6,19 +6,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from tutor_cluster.edge.signals import Check
+from tutor_cluster.turns.types import (
+    ID_PATTERN,
+    MAX_MESSAGE_CHARS,
+    Citation,
+    Cost,
+    LearnerView,
+    MasteryChange,
+    MemoryReceipt,
+    SkillView,
+    TurnRequest,
+    TurnResult,
+    Usage,
+)
 
-_ID = r"^[A-Za-z0-9._:@-]{1,128}$"
+__all__ = ["Citation", "Cost", "LearnerView", "MasteryChange", "MemoryReceipt", "SkillView", "TurnRequest",
+           "TurnResponse", "Usage"]
+
+TurnResponse = TurnResult  # the HTTP response of POST /v1/tutor/turns is the turn service's result as is
 #: Prefix of a validation message for a documented parameter we cannot honour (e.g. ``n`` > 1, ``tools``);
 #: the error handler turns it into code ``unsupported_parameter``.
 UNSUPPORTED = "unsupported: "
-MAX_MESSAGE_CHARS = 8000
-
-
-def _not_blank(v: str) -> str:
-    if not v.strip():
-        raise ValueError("must not be empty or only whitespace")
-    return v
 
 
 # ---------------------------------------------------------------- errors
@@ -48,6 +56,12 @@ class OpenAIErrorResponse(BaseModel):
 
     error: OpenAIErrorDetail
 
+
+#: Documented error responses (OpenAPI) of our routes and of the OpenAI-compatible ones.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 502, 503, 504)}
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenAIErrorResponse} for code in (400, 401, 403, 404, 413, 429, 502, 503, 504)}
 
 #: OpenAI's error type by HTTP status (5xx: server_error).
 OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -82,75 +96,6 @@ def error_body(type_: str, message: str, field: str | None = None, code: str | N
         return OpenAIErrorResponse(error=detail).model_dump()
     return ErrorResponse(error=ErrorDetail(type=type_, message=message, field=field, code=code or type_)
                          ).model_dump(exclude_none=True)
-
-
-# ---------------------------------------------------------------- tutoring turns
-class TurnRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    learner_id: str = Field(pattern=_ID, description="The learner (pseudonymised at the gateway before any tier).")
-    session_id: str = Field(pattern=_ID, description="The tutoring session.")
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="What the learner wrote.")
-    exercise_id: str | None = Field(default=None, pattern=_ID, description="Exercise being answered, if any.")
-    mode: Literal["practice", "explain"] = Field(default="practice", description="practice: guide, don't reveal.")
-    stream: bool = Field(default=False, description="Answer as server-sent events.")
-    turn_id: str | None = Field(default=None, pattern=_ID,
-                                description="Idempotency key: a retried turn with the same id updates memory once.")
-    class_id: str | None = Field(default=None, pattern=_ID, description="The learner's class (class budgets).")
-
-    check_message_blank = field_validator("message")(_not_blank)
-
-
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class Cost(BaseModel):
-    amount: float = Field(description="Cost of this interaction.")
-    currency: str
-
-
-class MasteryChange(BaseModel):
-    skill: str
-    before: float = Field(description="P(known) before this answer (BKT).")
-    after: float = Field(description="P(known) after it.")
-    mastered: bool
-    threshold: float
-
-
-class MemoryReceipt(BaseModel):
-    version: int = Field(description="The learner context's version after this turn.")
-    applied: bool = Field(description="False when this turn_id had been applied before (a retry).")
-
-
-class Citation(BaseModel):
-    chunk_id: str = Field(description="Curriculum chunk id ('<document id>#<n>').")
-    title: str
-    section: str
-    source: str = Field(description="Curriculum file and line.")
-    score: float
-
-
-class TurnResponse(BaseModel):
-    turn_id: str
-    request_id: str | None = Field(default=None, description="Trace id of this HTTP request (X-Request-ID); "
-                                                             "every tier's log lines carry it.")
-    reply: str
-    tier: Literal["edge", "small", "core"] = Field(description="Which tier answered.")
-    model: str | None = Field(description="Catalogue model that answered; null at the edge.")
-    reason: str = Field(description="Why this tier answered (the routing reason).")
-    intent: str
-    skill: str | None
-    check: Check | None = Field(default=None, description="Deterministic answer check, when one ran.")
-    mastery: MasteryChange | None = Field(default=None, description="Mastery change, for graded answers.")
-    memory: MemoryReceipt | None = Field(default=None, description="Learner memory write (durable before this reply).")
-    citations: list[Citation] = Field(default_factory=list, description="Curriculum chunks given to the model.")
-    usage: Usage
-    cost: Cost
-    latency_ms: dict[str, float | None] = Field(
-        description="Milliseconds per tier: edge, memory, retrieval, router, core (core_ttft), total.")
 
 
 # ---------------------------------------------------------------- OpenAI-compatible
@@ -272,7 +217,7 @@ class ChatCompletionRequest(BaseModel):
     web_search_options: Any = None
     reasoning_effort: Any = None
     # tutor-cluster extensions (openai SDK: extra_body={...})
-    exercise_id: str | None = Field(default=None, pattern=_ID, description="Extension: exercise being answered.")
+    exercise_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Extension: exercise being answered.")
     mode: Literal["practice", "explain"] = Field(default="explain", description="Extension: pedagogy mode.")
 
     @field_validator(*UNSUPPORTED_PARAMS)
@@ -342,21 +287,4 @@ class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
-
-class SkillView(BaseModel):
-    mastery: float
-    attempts: int
-    correct: int
-    mastered: bool
-
-
-class LearnerView(BaseModel):
-    learner_id: str
-    version: int
-    skills: dict[str, SkillView]
-    misconceptions: dict[str, dict[str, Any]]
-    preferences: dict[str, Any]
-    recent: list[dict[str, Any]]
-    created_at: float
-    updated_at: float
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tutor_cluster.api.gateway import Gateway
+from tutor_cluster.app.checks import check_settings
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.core.engine import build_engine_app
 from tutor_cluster.edge.deployment import EdgeTier
@@ -35,4 +36,5 @@ def app_builder(args: dict[str, str]) -> Any:
     unknown = set(args) - {"config"}
     if unknown:
         raise ValueError(f"unknown application args {sorted(unknown)}; the only arg is 'config'")
-    return build_app(load_settings(args.get("config")))
+    config = args.get("config")
+    return build_app(check_settings(load_settings(config), str(config or "settings")))

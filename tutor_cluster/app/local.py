@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tutor_cluster import constants, runtime
-from tutor_cluster.api.auth import ALL_SCOPES, ApiKey, hash_key, new_key
+from tutor_cluster.api.auth import hash_key, new_key
+from tutor_cluster.config.auth import ALL_SCOPES, ApiKey
 from tutor_cluster.config.settings import Settings
 
 

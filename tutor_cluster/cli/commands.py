@@ -19,10 +19,11 @@ class CliError(Exception):
 
 
 def _settings(path: str | None, port: int | None = None):  # noqa: ANN202
+    from tutor_cluster.app.checks import check_settings
     from tutor_cluster.config.settings import ConfigError, load_settings
 
     try:
-        settings = load_settings(path)
+        settings = check_settings(load_settings(path), str(path or "settings"))
     except ConfigError as exc:
         raise CliError(str(exc), 2) from None
     if port is not None:

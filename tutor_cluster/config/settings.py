@@ -15,19 +15,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tutor_cluster import constants
-from tutor_cluster.api.auth import AuthConfig
+from tutor_cluster.config.auth import AuthConfig
+from tutor_cluster.config.catalogue import Catalogue
 from tutor_cluster.config.deployment import DeploymentOptions
-from tutor_cluster.edge.analysis import EdgeConfig
-from tutor_cluster.edge.exercises import ExerciseSet
-from tutor_cluster.knowledge.config import KnowledgeSettings
-from tutor_cluster.learner.memory import MemoryConfig
-from tutor_cluster.routing.catalogue import Catalogue
-from tutor_cluster.routing.policies import (
-    RoutingConfig,
-    UnknownPolicyError,
-    build_policy,
-)
-from tutor_cluster.telemetry.events import EventsConfig
+from tutor_cluster.config.edge import EdgeConfig, ExerciseSet
+from tutor_cluster.config.knowledge import KnowledgeSettings
+from tutor_cluster.config.learner import MemoryConfig
+from tutor_cluster.config.routing import RoutingConfig
+from tutor_cluster.config.telemetry import TelemetrySettings
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_FILE = REPO_CONFIGS / "default.yaml"
@@ -75,12 +70,6 @@ class TierDeployments(BaseModel):
     knowledge: DeploymentOptions = Field(default_factory=lambda: DeploymentOptions(num_cpus=0.2))
 
 
-class TelemetrySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    events: EventsConfig = Field(default_factory=EventsConfig, description="Interaction events to Parquet.")
-
-
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -99,11 +88,7 @@ class Settings(BaseModel):
                                          description="Analytics events (metrics need no settings).")
 
     @model_validator(mode="after")
-    def _policy(self) -> "Settings":
-        try:
-            build_policy(self.routing, self.catalogue)
-        except UnknownPolicyError as exc:
-            raise ValueError(str(exc)) from None
+    def _fallbacks(self) -> "Settings":
         for model, chain in self.routing.fallbacks.items():
             for name in (model, *chain):
                 if self.catalogue.get(name) is None:

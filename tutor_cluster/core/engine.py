@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from tutor_cluster import runtime
+from tutor_cluster.config.catalogue import EngineConfig
 from tutor_cluster.core import bundled_model
 from tutor_cluster.core.batching import eager_batches
-from tutor_cluster.routing.catalogue import EngineConfig
 
 runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
 

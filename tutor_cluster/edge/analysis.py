@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from tutor_cluster.config.edge import EdgeConfig, Exercise, ExerciseSet
 from tutor_cluster.edge import code as code_check
 from tutor_cluster.edge import maths
-from tutor_cluster.edge.exercises import Exercise, ExerciseSet
 from tutor_cluster.edge.screening import looks_like_injection, redact_pii
 from tutor_cluster.edge.signals import Check, EdgeReply, EdgeResult, EdgeSignals, Intent
-
-
-class EdgeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    settle_answers: bool = Field(default=True, description="Reply to answer attempts the checkers decide, without a model.")
-    redact_pii: bool = Field(default=True, description="Redact e-mails and phone numbers before any model sees them.")
-    block_injection: bool = Field(default=True, description="Refuse prompt-injection attempts at the edge.")
 
 
 class EdgeInputError(ValueError):

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
 from ray import serve
 
 from tutor_cluster import runtime
-from tutor_cluster.edge.analysis import EdgeConfig, EdgeInputError, analyse
-from tutor_cluster.edge.exercises import ExerciseSet
-from tutor_cluster.edge.signals import EdgeResult
+from tutor_cluster.config.edge import EdgeConfig, ExerciseSet
+from tutor_cluster.edge.analysis import EdgeInputError, analyse
+from tutor_cluster.edge.signals import EdgeRejection, EdgeResult
 
 runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
-
-
-class EdgeRejection(BaseModel):
-    """The submission cannot be checked; the gateway answers 422 naming ``field``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    field: str
-    message: str
 
 
 @serve.deployment(name="edge")

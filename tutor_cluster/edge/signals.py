@@ -52,3 +52,12 @@ class EdgeResult(BaseModel):
     signals: EdgeSignals
     #: Set when the edge settles the turn itself; the turn then never reaches a model.
     reply: EdgeReply | None = None
+
+
+class EdgeRejection(BaseModel):
+    """The submission cannot be checked; the API answers 422 naming ``field``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    message: str

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tutor_cluster.config.knowledge import ChunkingConfig
 from tutor_cluster.knowledge.curriculum import (
     Curriculum,
     CurriculumExercise,
@@ -21,13 +22,6 @@ from tutor_cluster.knowledge.curriculum import (
 _POINT_NAMESPACE = uuid.UUID("6f1c1f3e-4a8e-5d39-9a51-7e3b5c0d2a10")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
-class ChunkingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_chars: int = Field(default=800, ge=100, le=20_000, description="Longest chunk text, in characters.")
-    overlap_chars: int = Field(default=120, ge=0, description="Characters repeated from the previous chunk.")
 
 
 class Chunk(BaseModel):

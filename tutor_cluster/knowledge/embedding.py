@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tutor_cluster.knowledge.config import BUNDLED_EMBEDDER, EmbeddingConfig
+from tutor_cluster.config.knowledge import BUNDLED_EMBEDDER, EmbeddingConfig
 
 
 def _device(config: EmbeddingConfig) -> str:

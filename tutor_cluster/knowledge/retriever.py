@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from tutor_cluster import runtime
-from tutor_cluster.errors import StatusError
-from tutor_cluster.knowledge.config import KnowledgeSettings
+from tutor_cluster.config.knowledge import KnowledgeSettings
+from tutor_cluster.errors import Unavailable
 from tutor_cluster.knowledge.embedding import Embedder
 from tutor_cluster.knowledge.index import Filters, Hit, SnapshotIndex
 from tutor_cluster.knowledge.store import (
@@ -61,8 +61,10 @@ class SearchResult(BaseModel):
     latency_ms: dict[str, float] = Field(description="embed and search milliseconds.")
 
 
-class KnowledgeUnavailable(StatusError):
+class KnowledgeUnavailable(Unavailable):
     """No usable curriculum index (none built, or built with another embedding model)."""
+
+    kind = "curriculum_unavailable"
 
 
 class Retriever:
@@ -126,12 +128,12 @@ class Retriever:
         version = self.version
         model = self.settings.embedding.model
         if version is None:
-            raise KnowledgeUnavailable(503, "no curriculum version is live yet; run the re-embed job "
-                                            "(python -m tutor_cluster.pipelines.reembed --source DIR)")
+            raise KnowledgeUnavailable("no curriculum version is live yet; run the re-embed job "
+                                 "(python -m tutor_cluster.pipelines.reembed --source DIR)")
         built = version.metadata.get("embedding_model")
         if built != model:
-            raise KnowledgeUnavailable(503, f"the live curriculum ({version.collection}) was embedded with "
-                                            f"{built!r} but this service embeds queries with {model!r}; re-embed")
+            raise KnowledgeUnavailable(f"the live curriculum ({version.collection}) was embedded with "
+                                 f"{built!r} but this service embeds queries with {model!r}; re-embed")
         k = self.settings.retrieval.top_k if k is None else k
         t0 = self._clock()
         vector = self._embedder.encode([query])[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tutor_cluster.knowledge.config import VectorStoreConfig
+from tutor_cluster.config.knowledge import VectorStoreConfig
 
 _LOCKED = "already accessed by another instance"
 

@@ -10,29 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tutor_cluster.config.learner import BKTParams
 
 if TYPE_CHECKING:
     import numpy as np
 
 # numpy is imported inside the EM functions only: learner-memory actors import this module for ``step``, and
 # numpy is half of their import time, i.e. of how long an actor takes to come back after a crash.
-
-
-class BKTParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    prior: float = Field(default=0.1, gt=0, lt=1, description="P(L0): knows the skill before any practice.")
-    learn: float = Field(default=0.2, ge=0, lt=1, description="P(T): learns it at an attempt.")
-    forget: float = Field(default=0.0, ge=0, lt=1, description="P(F): forgets it between attempts.")
-    guess: float = Field(default=0.2, ge=0, lt=0.5, description="P(G): right without knowing.")
-    slip: float = Field(default=0.1, ge=0, lt=0.5, description="P(S): wrong despite knowing.")
-
-    @model_validator(mode="after")
-    def _identifiable(self) -> "BKTParams":
-        if self.guess + self.slip >= 1:
-            raise ValueError("guess + slip must be below 1, or a right answer would say nothing")
-        return self
 
 
 State = tuple[float, float]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tutor_cluster.learner.bkt import BKTParams
+from tutor_cluster.config.learner import MemoryPolicy
 from tutor_cluster.learner.bkt import step as bkt_step
 
 _LANG = r"^[a-z]{2,3}(-[A-Z]{2})?$"
@@ -77,20 +77,6 @@ class LearnerUpdate(BaseModel):
     misconceptions: list[str] = Field(default_factory=list)
     summary: TurnSummary | None = None
     preferences: Preferences | None = Field(default=None, description="Fields set here replace the stored ones.")
-
-
-class MemoryPolicy(BaseModel):
-    """Knobs of the update function (from settings)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    bkt: BKTParams = Field(default_factory=BKTParams, description="Default BKT parameters.")
-    bkt_by_skill: dict[str, BKTParams] = Field(default_factory=dict, description="Per-skill BKT parameters.")
-    mastery_threshold: float = Field(default=0.95, gt=0, lt=1, description="P(known) at which a skill counts as mastered.")
-    recent_turns: int = Field(default=20, ge=0, le=200, description="Turn summaries kept per learner.")
-
-    def params(self, skill: str) -> BKTParams:
-        return self.bkt_by_skill.get(skill, self.bkt)
 
 
 def new_context(learner_id: str, now: float | None = None) -> LearnerContext:

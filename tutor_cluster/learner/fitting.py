@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tutor_cluster.config.learner import BKTParams
 from tutor_cluster.jsonl import JsonlError, read_jsonl
-from tutor_cluster.learner.bkt import BKTParams, fit
+from tutor_cluster.learner.bkt import fit
 
 
 class LogError(ValueError):

@@ -16,43 +16,11 @@ from collections import OrderedDict
 from typing import Any
 
 import ray
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tutor_cluster.learner.context import (
-    LearnerContext,
-    LearnerUpdate,
-    MemoryPolicy,
-    apply_update,
-    new_context,
-)
-from tutor_cluster.learner.stores import (
-    Applied,
-    StoreConfig,
-    StoreUnavailable,
-    open_store,
-)
+from tutor_cluster.config.learner import MemoryConfig
+from tutor_cluster.learner.context import LearnerContext, LearnerUpdate, apply_update, new_context
+from tutor_cluster.learner.stores import Applied, StoreUnavailable, open_store
 from tutor_cluster.telemetry.metrics import Metrics
-
-
-class MemoryConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    actors: int = Field(default=4, ge=1, le=1024, description="Number of learner-memory actors (fixed: resizing remaps learners).")
-    cache_capacity: int = Field(default=10_000, ge=1, description="Contexts cached per actor (LRU).")
-    max_concurrency: int = Field(default=32, ge=1, description="Calls one actor serves at once (threads).")
-    num_cpus: float = Field(default=0.05, ge=0, description="Logical CPUs reserved per actor.")
-    name_prefix: str = Field(default="learner-memory", description="Actors are named '<prefix>-<i>'.")
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    policy: MemoryPolicy = Field(default_factory=MemoryPolicy)
-    next_exercise_policy: str = Field(default="lowest_mastery", description="Registered next-exercise policy.")
-    call_timeout_s: float = Field(default=10.0, gt=0, description="Gateway's deadline for one memory call (503 after).")
-
-    @model_validator(mode="after")
-    def _policy_known(self) -> "MemoryConfig":
-        from tutor_cluster.learner import policies
-
-        policies.get(self.next_exercise_policy)
-        return self
 
 
 class LearnerMemoryActor:

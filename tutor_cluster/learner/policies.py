@@ -6,8 +6,9 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from tutor_cluster.edge.exercises import Exercise, ExerciseSet
-from tutor_cluster.learner.context import LearnerContext, MemoryPolicy
+from tutor_cluster.config.edge import Exercise, ExerciseSet
+from tutor_cluster.config.learner import MemoryPolicy
+from tutor_cluster.learner.context import LearnerContext
 
 
 class Recommendation(BaseModel):

@@ -13,11 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from tutor_cluster import constants
+from tutor_cluster.config.learner import StoreConfig
 from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
 
 UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
@@ -35,16 +33,6 @@ TURN_IDS_KEPT = 5000
 
 class StoreUnavailable(RuntimeError):
     """The store cannot be reached or did not confirm the write; nothing was applied. Retry later."""
-
-
-class StoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="Embedded SQLite (WAL) or Redis.")
-    sqlite_path: str = Field(default=str(constants.CACHE_DIR / "learners.db"), description="SQLite file (WAL mode).")
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL (AOF with appendfsync always).")
-    timeout_s: float = Field(default=2.0, gt=0, description="Per-operation timeout; beyond it: 503 + Retry-After.")
-    key_prefix: str = Field(default="tc", description="Namespace of Redis keys.")
 
 
 class LearnerStore(Protocol):

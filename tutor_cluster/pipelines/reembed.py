@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from tutor_cluster.config.knowledge import EmbeddingConfig, KnowledgeSettings
 from tutor_cluster.knowledge.chunking import Chunk, chunk_curriculum
-from tutor_cluster.knowledge.config import EmbeddingConfig, KnowledgeSettings
 from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
 from tutor_cluster.knowledge.store import Collections, Version, open_client
 

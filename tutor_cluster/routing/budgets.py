@@ -12,70 +12,20 @@ The same store keeps the spend ledger: one entry per model interaction, exported
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from tutor_cluster import constants
-from tutor_cluster.errors import StatusError
+from tutor_cluster.config.routing import BudgetConfig, BudgetRule, Scope, Term, Window
+from tutor_cluster.errors import BudgetExhausted
 
 #: Redis keeps about this many ledger entries (export them to Parquet regularly).
 LEDGER_MAX_ENTRIES = 1_000_000
-
-Scope = Literal["tenant", "class", "learner"]
-Window = Literal["day", "month", "term"]
-
-
-class BudgetRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    scope: Scope = Field(description="Whose spending: the API key's tenant, the request's class_id, or the learner.")
-    id: str = Field(default="*", description="One tenant/class id, or '*' for each one separately "
-                                             "(learner rules take '*': learners are pseudonymous here).")
-    window: Window = Field(default="day", description="day / month (UTC calendar) or term (routing.budgets.terms).")
-    limit: float = Field(gt=0, description="Spend allowed per window, in the catalogue currency.")
-    on_exhaustion: Literal["reject", "downgrade"] = Field(
-        default="reject", description="reject: 429 + Retry-After; downgrade: answer with the cheapest model instead.")
-    soft_limit: float = Field(default=0.8, gt=0, le=1, description="Share of the limit that raises the soft alert.")
-
-    @property
-    def name(self) -> str:
-        return f"{self.scope}:{self.id}:{self.window}"
-
-
-class Term(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    start: date
-    end: date = Field(description="Last day of the term (inclusive).")
-
-
-class BudgetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rules: list[BudgetRule] = Field(default_factory=list, description="Budgets; none means unlimited.")
-    terms: list[Term] = Field(default_factory=list, description="Academic terms for window: term.")
-    backend: Literal["sqlite", "redis"] = Field(default="sqlite", description="Where counters live.")
-    sqlite_path: str = Field(default=str(constants.CACHE_DIR / "budgets.db"), description="SQLite counters file.")
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for counters (production).")
-    key_prefix: str = Field(default="tc:budget", description="Redis key prefix.")
-    ledger: bool = Field(default=True, description="Record every model interaction in the spend ledger.")
-
-    @model_validator(mode="after")
-    def _terms(self) -> "BudgetConfig":
-        if any(r.window == "term" for r in self.rules) and not self.terms:
-            raise ValueError("a rule uses window 'term' but routing.budgets.terms is empty; add {name, start, end}")
-        return self
-
 
 @dataclass(frozen=True)
 class Subject:
@@ -89,18 +39,14 @@ class Subject:
         return {"tenant": self.tenant, "class": self.class_id, "learner": self.learner}[scope]
 
 
-def pseudonym(tenant: str, learner_id: str) -> str:
-    """A stable pseudonymous learner id for ledgers and budget keys (no raw id leaves the gateway)."""
-    return hashlib.sha256(f"{tenant}\x00{learner_id}".encode()).hexdigest()[:24]
-
-
-class BudgetExceeded(StatusError):
+class BudgetExceeded(BudgetExhausted):
     """No room left under a rule; ``retry_after_s`` is when its window resets."""
 
     def __init__(self, rule: BudgetRule, retry_after_s: int) -> None:
-        super().__init__(429, f"budget {rule.name} (limit {rule.limit:g}) is spent; it resets in {retry_after_s} s")
+        super().__init__(f"budget {rule.name} (limit {rule.limit:g}) is spent; it resets in {retry_after_s} s",
+                         retry_after_s=retry_after_s)
         self.rule = rule
-        self.retry_after_s = retry_after_s
+        self.retry_after_s: int = retry_after_s
 
 
 @dataclass(frozen=True)

@@ -16,37 +16,31 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tutor_cluster.config.catalogue import Catalogue
+from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.jsonl import read_jsonl
-from tutor_cluster.routing.catalogue import Catalogue
-from tutor_cluster.routing.policies import (
-    Decision,
-    LearnerFeatures,
-    RoutingConfig,
-    TwoModelPolicy,
-    _features,
-    register_policy,
-)
+from tutor_cluster.routing.decisions import Decision, DecisionFeatures, LearnerFeatures, TwoModelPolicy, register_policy
 
 #: Model inputs, in order; built from the features every policy reports.
 FEATURES = ("complexity", "question", "answer_attempt", "hint_request", "checked", "check_wrong", "mastery", "mastery_known",
             "attempts", "misconceptions")
 
 
-def vectorize(features: Mapping[str, Any]) -> np.ndarray:
-    mastery = features.get("mastery")
-    check = features.get("check")
+def vectorize(features: DecisionFeatures | Mapping[str, Any]) -> np.ndarray:
+    """The model's input row; ``features`` as a decision reports them or as a ledger logged them."""
+    f = features if isinstance(features, DecisionFeatures) else DecisionFeatures.model_validate(features)
     return np.array([
-        float(features.get("complexity") or 0.0),
-        1.0 if features.get("intent") == "question" else 0.0,
-        1.0 if features.get("intent") == "answer_attempt" else 0.0,
-        1.0 if features.get("intent") == "hint_request" else 0.0,
-        0.0 if check in (None, "None") else 1.0,
-        1.0 if check == "False" else 0.0,
-        float(mastery) if mastery is not None else 0.0,
-        0.0 if mastery is None else 1.0,
-        min(float(features.get("attempts") or 0), 20.0) / 20.0,
-        min(float(features.get("misconceptions") or 0), 10.0) / 10.0,
+        f.complexity,
+        1.0 if f.intent == "question" else 0.0,
+        1.0 if f.intent == "answer_attempt" else 0.0,
+        1.0 if f.intent == "hint_request" else 0.0,
+        1.0 if f.checked else 0.0,
+        1.0 if f.check_correct is False else 0.0,
+        f.mastery if f.mastery is not None else 0.0,
+        0.0 if f.mastery is None else 1.0,
+        min(float(f.attempts), 20.0) / 20.0,
+        min(float(f.misconceptions), 10.0) / 10.0,
     ])
 
 
@@ -65,7 +59,7 @@ class LearnedModel(BaseModel):
     trained_on: int
     metrics: dict[str, float] = Field(default_factory=dict)
 
-    def p_small_ok(self, features: Mapping[str, Any]) -> float:
+    def p_small_ok(self, features: DecisionFeatures | Mapping[str, Any]) -> float:
         x = (vectorize(features) - np.array(self.mean)) / np.array(self.scale)
         return float(1 / (1 + np.exp(-(x @ np.array(self.weights) + self.bias))))
 
@@ -158,9 +152,8 @@ class LearnedPolicy(TwoModelPolicy):
         super().__init__(catalogue, cfg.small_model, cfg.core_model)
 
     def decide(self, signals: EdgeSignals, learner: LearnerFeatures | None = None) -> Decision:
-        features = _features(signals, learner)
-        p = self._model.p_small_ok(features)
-        features = {**features, "p_small_ok": round(p, 4), "threshold": round(self._model.threshold, 4)}
+        p = self._model.p_small_ok(DecisionFeatures.of(signals, learner))
+        features = DecisionFeatures.of(signals, learner, p_small_ok=round(p, 4), threshold=round(self._model.threshold, 4))
         share = f"target core share {self._model.target_core_share:.0%}"
         if p >= self._model.threshold:
             return self._pick(self._small, f"learned: P(small suffices) {p:.2f} >= {self._model.threshold:.2f} "

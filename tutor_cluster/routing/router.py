@@ -1,6 +1,6 @@
 """The Router deployment: picks a model with the configured policy, calls its engine, accounts the cost.
 
-It streams events (plain dicts, batched in lists) back to the gateway:
+It streams typed events (``routing/events.py``), batched in lists, back to the turn service:
 ``route`` (decision) → ``delta`` (text) … → ``done`` (usage, cost, timings) or ``error``.
 """
 
@@ -17,21 +17,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from tutor_cluster import runtime
+from tutor_cluster.config.catalogue import Catalogue, ModelEntry
+from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.edge.signals import EdgeSignals
-from tutor_cluster.errors import StatusError
 from tutor_cluster.routing.budgets import (
     BudgetExceeded,
     BudgetLedger,
     Reservation,
     Subject,
 )
-from tutor_cluster.routing.catalogue import Catalogue, ModelEntry
-from tutor_cluster.routing.policies import (
-    Decision,
-    LearnerFeatures,
-    RoutingConfig,
-    build_policy,
+from tutor_cluster.routing.decisions import Decision, LearnerFeatures
+from tutor_cluster.routing.events import (
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+    RouteEvent,
+    RouterEvent,
+    Timings,
+    TokenUsage,
 )
+from tutor_cluster.routing.policies import build_policy
 from tutor_cluster.routing.verify import VerifySpec, verify
 
 runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
@@ -89,8 +94,18 @@ def _parse_sse(item: Any) -> list[dict[str, Any]]:
     raise EngineError(500, f"unexpected engine stream item {type(item).__name__}")
 
 
-class EngineError(StatusError):
-    """The engine refused or failed the request."""
+class EngineError(Exception):
+    """The engine refused or failed the request; ``code`` is the engine's own error code (4xx: the request
+    itself is bad, so no other engine would take it either)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def rejected(self) -> bool:
+        return 400 <= self.code < 500 and self.code != 429
 
 
 class RouterCore:
@@ -169,7 +184,7 @@ class RouterCore:
         return self._cooling.get(entry.engine, 0.0) <= self._clock()
 
     async def _attempt(self, entry: ModelEntry, request: CoreRequest,
-                       state: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+                       state: dict[str, Any]) -> AsyncIterator[list[DeltaEvent]]:
         """One engine call as delta batches; raises when the engine fails or misses the first-item deadline."""
         stream = self._engines[entry.engine].options(stream=True).chat.remote(self._chat_request(request, entry))
         items = stream.__aiter__()
@@ -190,7 +205,7 @@ class RouterCore:
                 if cancel is not None:
                     cancel()
                 raise TimeoutError(f"no first item within {self._config.first_token_timeout_s} s") from None
-            batch: list[dict[str, Any]] = []
+            batch: list[DeltaEvent] = []
             for raw in item if isinstance(item, list) else [item]:
                 for chunk in _parse_sse(raw):
                     if chunk.get("usage"):
@@ -201,10 +216,7 @@ class RouterCore:
                         if text or logprobs:
                             if text and state.get("ttft") is None:
                                 state["ttft"] = time.perf_counter() - state["t_call"]
-                            event: dict[str, Any] = {"type": "delta", "text": text or ""}
-                            if logprobs:
-                                event["logprobs"] = logprobs
-                            batch.append(event)
+                            batch.append(DeltaEvent(text=text or "", logprobs=logprobs or None))
                         if choice.get("finish_reason"):
                             state["finish"] = choice["finish_reason"]
             if batch:
@@ -215,16 +227,16 @@ class RouterCore:
         waits = [until - now for until in self._cooling.values() if until > now]
         return max(1, int(min(waits) + 0.999)) if waits else 1
 
-    async def run(self, request: CoreRequest) -> AsyncIterator[list[dict[str, Any]]]:
+    async def run(self, request: CoreRequest) -> AsyncIterator[list[RouterEvent]]:
         t0 = time.perf_counter()
         try:
             decision = self.decide(request)
             decision, reservation = self._reserve(request, decision)
         except EngineError as exc:
-            yield [{"type": "error", "status": exc.status, "message": exc.message}]
+            yield [ErrorEvent(kind="rejected", message=exc.message)]
             return
         except BudgetExceeded as exc:
-            yield [{"type": "error", "status": 429, "message": exc.message, "retry_after": exc.retry_after_s}]
+            yield [ErrorEvent(kind="budget_exhausted", message=exc.message, retry_after_s=exc.retry_after_s)]
             return
         failures: list[str] = []
         state: dict[str, Any] = {"usage": {}, "finish": None, "ttft": None}
@@ -235,7 +247,7 @@ class RouterCore:
             first = self._entry(decision.model)
             state["t_call"] = time.perf_counter()
             try:
-                text = "".join([e["text"] async for b in self._attempt(first, request, state) for e in b])
+                text = "".join([e.text async for b in self._attempt(first, request, state) for e in b])
             except Exception as exc:  # noqa: BLE001 - the cheap leg failed: escalate like a failed verification
                 self._cooling[first.engine] = self._clock() + self._config.cooldown_s
                 text, why = None, f"{first.name} failed: {type(exc).__name__}"
@@ -243,7 +255,7 @@ class RouterCore:
                 verdict = verify(text, request.verify)
                 if verdict.ok:
                     route = decision.model_copy(update={"reason": f"{decision.reason}; verified: {verdict.reason}"})
-                    yield [{"type": "route", **route.model_dump()}, {"type": "delta", "text": text}]
+                    yield [_route(route), DeltaEvent(text=text)]
                     yield [self._done(request, route, first, state, reservation, t0, small_ok=True)]
                     return
                 why = f"{first.name}'s answer failed verification: {verdict.reason}"
@@ -266,27 +278,27 @@ class RouterCore:
                 async for batch in self._attempt(entry, request, state):
                     if not started:
                         started = True
-                        yield [{"type": "route", **route.model_dump()}, *batch]
+                        yield [_route(route), *batch]
                     else:
                         yield batch
             except Exception as exc:  # noqa: BLE001 - a failing engine: fall back, report, never hang or 500
-                status = exc.status if isinstance(exc, EngineError) else 503
-                if started or 400 <= status < 500 and status != 429:  # mid-answer, or the request itself is bad
+                rejected = isinstance(exc, EngineError) and exc.rejected
+                if started or rejected:  # mid-answer, or the request itself is bad
                     self._ledger.settle(reservation, 0.0)
-                    yield [{"type": "error", "status": status if not started else 503,
-                            "message": f"engine {entry.engine!r} failed: {type(exc).__name__}: {exc}"}]
+                    yield [ErrorEvent(kind="rejected" if rejected and not started else "unavailable",
+                                      message=f"engine {entry.engine!r} failed: {type(exc).__name__}: {exc}")]
                     return
                 self._cooling[entry.engine] = self._clock() + self._config.cooldown_s
                 failures.append(f"{entry.name} failed: {type(exc).__name__}")
                 continue
             if not started:
-                yield [{"type": "route", **route.model_dump()}]
+                yield [_route(route)]
             answered = entry
             break
         if answered is None:
             self._ledger.settle(reservation, 0.0)
-            yield [{"type": "error", "status": 503, "retry_after": self._retry_after(),
-                    "message": "no model could answer: " + "; ".join(failures)}]
+            yield [ErrorEvent(kind="unavailable", retry_after_s=self._retry_after(),
+                              message="no model could answer: " + "; ".join(failures))]
             return
         yield [self._done(request, decision, answered, state, reservation, t0, spent, small_ok)]
 
@@ -297,7 +309,7 @@ class RouterCore:
             "class_id": request.class_id, "learner": request.learner_ref, "model": answered.name,
             "tier": answered.tier, "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost,
             "currency": self._catalogue.currency, "policy": self._config.policy, "reason": decision.reason,
-            "small_ok": small_ok, "features": decision.features,
+            "small_ok": small_ok, "features": decision.features.model_dump() if decision.features else {},
         }
         try:
             self._ledger.record(entry)
@@ -305,7 +317,7 @@ class RouterCore:
             log.warning("spend ledger write failed: %s: %s", type(exc).__name__, exc)
 
     def _done(self, request: CoreRequest, decision: Decision, answered: ModelEntry, state: dict[str, Any],
-              reservation: Reservation, t0: float, spent: float = 0.0, small_ok: bool | None = None) -> dict[str, Any]:
+              reservation: Reservation, t0: float, spent: float = 0.0, small_ok: bool | None = None) -> DoneEvent:
         """The final event: usage of the answer, cost of the whole interaction (a cascade's first leg included),
         settled against the budgets."""
         t_end = time.perf_counter()
@@ -315,21 +327,14 @@ class RouterCore:
         cost = round(answered.cost(prompt, completion) + spent, 10)
         self._ledger.settle(reservation, cost)
         self._record(request, decision, answered, prompt, completion, cost, small_ok)
-        return {
-            "type": "done",
-            "tier": answered.tier,
-            "model": answered.name,
-            "finish_reason": state["finish"] or "stop",
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-            "cost": cost,
-            "currency": self._catalogue.currency,
-            "budget_alerts": list(reservation.soft),
-            "timings_ms": {
-                "router": round((state["t_call"] - t0) * 1000, 3),
-                "core": round((t_end - state["t_call"]) * 1000, 3),
-                "core_ttft": None if state["ttft"] is None else round(state["ttft"] * 1000, 3),
-            },
-        }
+        return DoneEvent(
+            tier=answered.tier, model=answered.name, finish_reason=state["finish"] or "stop",
+            usage=TokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
+            cost=cost, currency=self._catalogue.currency, budget_alerts=list(reservation.soft),
+            timings_ms=Timings(router=round((state["t_call"] - t0) * 1000, 3),
+                               core=round((t_end - state["t_call"]) * 1000, 3),
+                               core_ttft=None if state["ttft"] is None else round(state["ttft"] * 1000, 3)),
+        )
 
     async def ready(self) -> dict[str, bool]:
         out = {}
@@ -343,6 +348,10 @@ class RouterCore:
 
     async def engine_stats(self) -> dict[str, dict[str, int]]:
         return {name: await handle.stats.remote() for name, handle in self._engines.items()}
+
+
+def _route(decision: Decision) -> RouteEvent:
+    return RouteEvent(tier=decision.tier, model=decision.model, reason=decision.reason, features=decision.features)
 
 
 @serve.deployment(name="router")

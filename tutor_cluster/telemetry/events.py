@@ -20,9 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
 
-from tutor_cluster import constants
+from tutor_cluster.config.telemetry import EventsConfig
 
 SCHEMA = pa.schema([
     ("at", pa.timestamp("ms", tz="UTC")), ("turn_id", pa.string()), ("tenant", pa.string()),
@@ -34,17 +33,6 @@ SCHEMA = pa.schema([
     ("latency_total_ms", pa.float64()), ("latency_edge_ms", pa.float64()), ("latency_core_ms", pa.float64()),
 ])
 PARTITIONS = ["date", "region"]
-
-
-class EventsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(default=True, description="Write interaction events (Parquet).")
-    path: str = Field(default=str(constants.CACHE_DIR / "events"), description="Dataset root (a shared volume or a "
-                                                                           "mounted bucket in production).")
-    region: str = Field(default="local", pattern=r"^[a-z0-9-]{1,32}$", description="Region partition value.")
-    flush_interval_s: float = Field(default=30, gt=0, description="Longest time an event waits in memory.")
-    max_buffer: int = Field(default=1000, ge=1, description="Events buffered before a write.")
 
 
 class EventSink:

@@ -20,9 +20,10 @@ import pytest
 import ray
 
 from tests.service import local_ray
+from tutor_cluster.config.learner import MemoryConfig, StoreConfig
 from tutor_cluster.learner.context import LearnerUpdate
-from tutor_cluster.learner.memory import HashRing, LearnerMemory, MemoryConfig
-from tutor_cluster.learner.stores import StoreConfig, StoreUnavailable, open_store
+from tutor_cluster.learner.memory import HashRing, LearnerMemory
+from tutor_cluster.learner.stores import StoreUnavailable, open_store
 
 pytestmark = pytest.mark.integration
 

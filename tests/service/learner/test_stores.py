@@ -6,12 +6,8 @@ import threading
 
 import pytest
 
-from tutor_cluster.learner.context import (
-    LearnerUpdate,
-    MemoryPolicy,
-    apply_update,
-    new_context,
-)
+from tutor_cluster.config.learner import MemoryPolicy
+from tutor_cluster.learner.context import LearnerUpdate, apply_update, new_context
 from tutor_cluster.learner.stores import RedisStore, SQLiteStore, StoreUnavailable
 
 POLICY = MemoryPolicy()

@@ -17,8 +17,8 @@ import pytest
 
 from tests import REPO_ROOT
 from tests.service import local_ray
+from tutor_cluster.config.knowledge import KnowledgeSettings, VectorStoreConfig
 from tutor_cluster.knowledge.chunking import chunk_curriculum
-from tutor_cluster.knowledge.config import KnowledgeSettings, VectorStoreConfig
 from tutor_cluster.knowledge.curriculum import load_curriculum
 from tutor_cluster.knowledge.retriever import Retriever
 from tutor_cluster.knowledge.store import Collections, open_client

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tutor_cluster.routing.budgets import (
-    BudgetConfig,
-    BudgetExceeded,
-    BudgetLedger,
-    Subject,
-    pseudonym,
-    window_of,
-)
+from tutor_cluster.config.routing import BudgetConfig
+from tutor_cluster.privacy import pseudonym
+from tutor_cluster.routing.budgets import BudgetExceeded, BudgetLedger, Subject, window_of
 
 
 def _at(text: str) -> float:

@@ -1,13 +1,7 @@
 import pytest
 
-from tutor_cluster.api.auth import (
-    ApiKey,
-    AuthConfig,
-    Authenticator,
-    AuthError,
-    hash_key,
-    new_key,
-)
+from tutor_cluster.api.auth import Authenticator, AuthError, hash_key, new_key
+from tutor_cluster.config.auth import ApiKey, AuthConfig
 
 
 @pytest.fixture

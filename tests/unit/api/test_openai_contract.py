@@ -8,10 +8,10 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
-from tutor_cluster.api.auth import ApiKey, hash_key
-from tutor_cluster.api.gateway import GatewayService
+from tutor_cluster.api.app import build_fastapi, build_services
+from tutor_cluster.api.auth import hash_key
 from tutor_cluster.api.protocol import UNSUPPORTED_PARAMS, ChatCompletionRequest
-from tutor_cluster.api.routes import build_fastapi
+from tutor_cluster.config.auth import ApiKey
 from tutor_cluster.config.settings import load_settings
 
 CHAT_KEY, TUTOR_KEY = "tc-chat-only", "tc-tutor-only"
@@ -25,7 +25,7 @@ def http() -> TestClient:
             ApiKey(id="tutor", sha256=hash_key(TUTOR_KEY), scopes=["tutor"])]
     settings = settings.model_copy(update={"auth": settings.auth.model_copy(update={"api_keys": keys})})
     # No tier handles: every request here is answered before a tier would be called.
-    with TestClient(build_fastapi(GatewayService(settings, None, None, None))) as client:
+    with TestClient(build_fastapi(build_services(settings, None, None, None))) as client:
         yield client
 
 

@@ -58,7 +58,7 @@ def test_learner_fit_bkt_recovers_parameters_from_a_log(tmp_path) -> None:
 
     import yaml
 
-    from tutor_cluster.learner.context import MemoryPolicy
+    from tutor_cluster.config.learner import MemoryPolicy
 
     rng = random.Random(5)
     truth = {"prior": 0.2, "learn": 0.15, "guess": 0.2, "slip": 0.1}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tutor_cluster.app.checks import check_settings
 from tutor_cluster.config.settings import (
     DEFAULT_FILE,
     REPO_CONFIGS,
@@ -61,8 +62,9 @@ def test_env_overrides_and_is_validated(tmp_path: Path) -> None:
 
 def test_unknown_policy_lists_registered_ones(tmp_path: Path) -> None:
     path = _write(tmp_path, _with_catalogue("routing:\n  policy: magic\n"))
-    with pytest.raises(ConfigError, match="registered: cascade, learned, rules"):
-        load_settings(path, env={})
+    settings = load_settings(path, env={})  # a schema-valid name: loading builds nothing
+    with pytest.raises(ConfigError, match="routing.policy: unknown routing policy 'magic'; registered: cascade, learned, rules"):
+        check_settings(settings, str(path))
 
 
 def test_broken_yaml_names_line(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 import pytest
 
+from tutor_cluster.config.edge import EdgeConfig
 from tutor_cluster.config.settings import load_settings
-from tutor_cluster.edge.analysis import EdgeConfig, EdgeInputError, analyse
+from tutor_cluster.edge.analysis import EdgeInputError, analyse
 
 
 @pytest.fixture(scope="module")

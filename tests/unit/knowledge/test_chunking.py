@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from tests import REPO_ROOT
-from tutor_cluster.knowledge.chunking import (
-    ChunkingConfig,
-    chunk_curriculum,
-    sections,
-    split_text,
-)
+from tutor_cluster.config.knowledge import ChunkingConfig
+from tutor_cluster.knowledge.chunking import chunk_curriculum, sections, split_text
 from tutor_cluster.knowledge.curriculum import load_curriculum
 
 SAMPLE = REPO_ROOT / "curriculum"

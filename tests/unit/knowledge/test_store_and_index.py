@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tutor_cluster.knowledge.config import VectorStoreConfig
+from tutor_cluster.config.knowledge import VectorStoreConfig
 from tutor_cluster.knowledge.index import Filters, SnapshotIndex
 from tutor_cluster.knowledge.store import (
     Collections,

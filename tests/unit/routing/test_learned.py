@@ -12,11 +12,13 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from tutor_cluster.config.routing import BudgetConfig, RoutingConfig
 from tutor_cluster.config.settings import REPO_CONFIGS, load_settings
 from tutor_cluster.edge.signals import EdgeSignals
-from tutor_cluster.routing.budgets import BudgetConfig, BudgetLedger
+from tutor_cluster.routing.budgets import BudgetLedger
+from tutor_cluster.routing.decisions import LearnerFeatures
 from tutor_cluster.routing.learned import fit, read_outcomes
-from tutor_cluster.routing.policies import LearnerFeatures, RoutingConfig, build_policy
+from tutor_cluster.routing.policies import build_policy
 
 
 def _outcomes(n: int, seed: int) -> list[dict]:
@@ -69,7 +71,7 @@ def test_train_cli_and_policy_from_config(tmp_path: Path) -> None:
     ]
     for signals, learner, tier in table:
         d = policy.decide(signals, learner)
-        assert d.tier == tier and d.reason.startswith("learned: P(small suffices)") and "p_small_ok" in d.features
+        assert d.tier == tier and d.reason.startswith("learned: P(small suffices)") and d.features.p_small_ok is not None
 
     cfg = tmp_path / "settings.yaml"
     cfg.write_text(f"catalogue: {REPO_CONFIGS / 'models.yaml'}\nrouting:\n  policy: learned\n"

@@ -1,13 +1,9 @@
 import pytest
 
+from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.signals import Check, EdgeSignals
-from tutor_cluster.routing.policies import (
-    RoutingConfig,
-    UnknownPolicyError,
-    build_policy,
-    registered_policies,
-)
+from tutor_cluster.routing.policies import UnknownPolicyError, build_policy, registered_policies
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +31,7 @@ def test_rules_policy_table(catalogue, signals, tier, reason_part) -> None:
     decision = build_policy(RoutingConfig(), catalogue).decide(signals)
     assert decision.tier == tier
     assert reason_part in decision.reason
-    assert decision.features["complexity"] == signals.complexity
+    assert decision.features.complexity == signals.complexity
     assert catalogue.get(decision.model).tier == tier
 
 
@@ -57,13 +53,13 @@ def test_cost_uses_catalogue_prices(catalogue) -> None:
 
 
 def test_struggling_learners_get_the_core_model(catalogue) -> None:
-    from tutor_cluster.routing.policies import LearnerFeatures
+    from tutor_cluster.routing.decisions import LearnerFeatures
 
     policy = build_policy(RoutingConfig(), catalogue)
     easy = _signals(complexity=0.05)
     assert policy.decide(easy, LearnerFeatures(mastery=0.5, attempts=1, misconceptions=0)).tier == "small"
     repeated = policy.decide(easy, LearnerFeatures(mastery=0.5, attempts=2, misconceptions=2))
-    assert repeated.tier == "core" and "misconceptions" in repeated.reason and repeated.features["misconceptions"] == 2
+    assert repeated.tier == "core" and "misconceptions" in repeated.reason and repeated.features.misconceptions == 2
     low = policy.decide(easy, LearnerFeatures(mastery=0.1, attempts=4, misconceptions=0))
     assert low.tier == "core" and "mastery" in low.reason
     assert policy.decide(easy, LearnerFeatures(mastery=0.1, attempts=2)).tier == "small"  # too early to tell
@@ -77,4 +73,4 @@ def test_struggling_learners_get_the_core_model(catalogue) -> None:
 def test_cascade_policy_table(catalogue, complexity, model, escalate_to, reason_part) -> None:
     decision = build_policy(RoutingConfig(policy="cascade"), catalogue).decide(_signals(complexity=complexity))
     assert (decision.model, decision.escalate_to) == (model, escalate_to)
-    assert reason_part in decision.reason and decision.features["direct_complexity"] == 0.85
+    assert reason_part in decision.reason and decision.features.direct_complexity == 0.85

@@ -11,6 +11,7 @@ import pytest
 
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.signals import EdgeSignals
+from tutor_cluster.routing.events import ErrorEvent, RouterEvent
 from tutor_cluster.routing.router import CoreRequest, RouterCore
 
 
@@ -36,7 +37,7 @@ class _DeadEngine(_Engine):
         return stream()
 
 
-def _run(router: RouterCore, request: CoreRequest) -> list[dict]:
+def _run(router: RouterCore, request: CoreRequest) -> list[RouterEvent]:
     async def collect():
         return [e async for batch in router.run(request) for e in batch]
 
@@ -49,9 +50,9 @@ def test_a_failing_engine_becomes_a_503_event_not_an_exception() -> None:
     request = CoreRequest(request_id="r", messages=[{"role": "user", "content": "hi"}],
                           signals=EdgeSignals(intent="question", skill=None, complexity=0.1, text="hi"))
     events = _run(router, request)
-    assert [e["type"] for e in events] == ["error"]
-    assert events[-1]["status"] == 503 and "ConnectionError" in events[-1]["message"]
-    assert events[-1]["retry_after"] >= 1
+    assert [e.type for e in events] == ["error"]
+    assert events[-1].kind == "unavailable" and "ConnectionError" in events[-1].message
+    assert events[-1].retry_after_s >= 1
 
 
 def test_unknown_pinned_model_is_an_error_event() -> None:
@@ -59,7 +60,7 @@ def test_unknown_pinned_model_is_an_error_event() -> None:
     router = RouterCore(settings.routing, settings.catalogue, {"smollm2": _DeadEngine()})
     request = CoreRequest(request_id="r", messages=[{"role": "user", "content": "hi"}], model="nope",
                           signals=EdgeSignals(intent="question", skill=None, complexity=0.1, text="hi"))
-    assert _run(router, request) == [{"type": "error", "status": 404, "message": "unknown model 'nope'"}]
+    assert _run(router, request) == [ErrorEvent(kind="rejected", message="unknown model 'nope'")]
 
 
 class _Answers(_Engine):
@@ -142,15 +143,15 @@ def test_dead_core_falls_back_to_small_and_cools_down(tmp_path: Path) -> None:
     router, clock = _two_engines(tmp_path, small, core)
     events = _run(router, _core_request())
     route, done = events[0], events[-1]
-    assert route["type"] == "route" and route["model"] == "tutor-small" and "fallback to tutor-small" in route["reason"]
-    assert done["type"] == "done" and done["model"] == "tutor-small" and done["tier"] == "small"
-    assert done["cost"] == router._entry("tutor-small").cost(40, done["usage"]["completion_tokens"])
+    assert route.type == "route" and route.model == "tutor-small" and "fallback to tutor-small" in route.reason
+    assert done.type == "done" and done.model == "tutor-small" and done.tier == "small"
+    assert done.cost == router._entry("tutor-small").cost(40, done.usage.completion_tokens)
 
     core_calls = []
     core.remote = lambda r: core_calls.append(r) or _DeadEngine().remote(r)  # type: ignore[method-assign]
     events = _run(router, _core_request())  # within the cooldown: core is not even called
-    assert events[-1]["model"] == "tutor-small" and core_calls == []
-    assert "cooling down" in events[0]["reason"]
+    assert events[-1].model == "tutor-small" and core_calls == []
+    assert "cooling down" in events[0].reason
     clock.now += 31  # after the cooldown core is tried again
     _run(router, _core_request())
     assert len(core_calls) == 1
@@ -160,16 +161,16 @@ def test_hung_engine_is_cancelled_at_the_deadline_and_the_chain_continues(tmp_pa
     small, core = _Answers(), _Hangs()
     router, _ = _two_engines(tmp_path, small, core, first_token_timeout_s=0.2)
     events = _run(router, _core_request())
-    assert core.cancelled and events[-1]["type"] == "done" and events[-1]["model"] == "tutor-small"
+    assert core.cancelled and events[-1].type == "done" and events[-1].model == "tutor-small"
 
 
 def test_everything_down_is_a_503_with_retry_after_the_cooldown(tmp_path: Path) -> None:
     router, clock = _two_engines(tmp_path, _DeadEngine(), _DeadEngine(), cooldown_s=12)
     events = _run(router, _core_request())
-    assert [e["type"] for e in events] == ["error"]
-    assert events[0]["status"] == 503 and events[0]["retry_after"] == 12
+    assert [e.type for e in events] == ["error"]
+    assert events[0].kind == "unavailable" and events[0].retry_after_s == 12
     clock.now += 5
-    assert _run(router, _core_request())[0]["retry_after"] == 7
+    assert _run(router, _core_request())[0].retry_after_s == 7
 
 
 @pytest.mark.parametrize("action, expect", [("reject", "error"), ("downgrade", "done")])
@@ -179,14 +180,14 @@ def test_budget_exhaustion_rejects_or_downgrades(tmp_path: Path, action: str, ex
     small, core = _Answers(), _Answers()
     router, _ = _two_engines(tmp_path, small, core, budgets=budgets)
     events = _run(router, _core_request(class_id="c1"))
-    assert events[-1]["type"] == expect
+    assert events[-1].type == expect
     if action == "reject":
-        assert events[0]["status"] == 429 and 1 <= events[0]["retry_after"] <= 86_400 and core.calls == 0
+        assert events[0].kind == "budget_exhausted" and 1 <= events[0].retry_after_s <= 86_400 and core.calls == 0
     else:
-        assert events[0]["model"] == "tutor-small" and "downgraded from tutor-core" in events[0]["reason"]
+        assert events[0].model == "tutor-small" and "downgraded from tutor-core" in events[0].reason
         assert core.calls == 0 and small.calls == 1
     other = _run(router, _core_request(class_id="c2"))  # the rule names one class: others are not limited
-    assert other[-1]["type"] == "done" and other[-1]["model"] == "tutor-core"
+    assert other[-1].type == "done" and other[-1].model == "tutor-core"
 
 
 def _math_turn(mode: str, complexity: float = 0.3) -> CoreRequest:
@@ -208,23 +209,23 @@ def test_cascade_verifies_the_cheap_answer(tmp_path: Path, mode: str, planted: s
     router, _ = _two_engines(tmp_path, small, core, policy="cascade")
     events = _run(router, _math_turn(mode))
     route, done = events[0], events[-1]
-    text = "".join(e["text"] for e in events if e["type"] == "delta")
+    text = "".join(e.text for e in events if e.type == "delta")
     assert small.calls == 1 and core.calls == (1 if escalated else 0)
     if escalated:
-        assert done["model"] == "tutor-core" and "failed verification" in route["reason"]
+        assert done.model == "tutor-core" and "failed verification" in route.reason
         assert text.strip() == "Let us look at quarters together."
         small_cost = router._entry("tutor-small").cost(40, len(planted.split()))
-        core_cost = router._entry("tutor-core").cost(40, done["usage"]["completion_tokens"])
-        assert done["cost"] == pytest.approx(small_cost + core_cost)  # the interaction pays both legs
+        core_cost = router._entry("tutor-core").cost(40, done.usage.completion_tokens)
+        assert done.cost == pytest.approx(small_cost + core_cost)  # the interaction pays both legs
     else:
-        assert done["model"] == "tutor-small" and "verified" in route["reason"] and text.strip() == planted
+        assert done.model == "tutor-small" and "verified" in route.reason and text.strip() == planted
 
 
 def test_cascade_sends_very_complex_turns_straight_up(tmp_path: Path) -> None:
     small, core = _Answers(), _Answers()
     router, _ = _two_engines(tmp_path, small, core, policy="cascade")
     events = _run(router, _math_turn("explain", complexity=0.95))
-    assert events[-1]["model"] == "tutor-core" and small.calls == 0 and "directly" in events[0]["reason"]
+    assert events[-1].model == "tutor-core" and small.calls == 0 and "directly" in events[0].reason
 
 
 def test_every_answer_is_in_the_spend_ledger(tmp_path: Path) -> None:
@@ -233,7 +234,7 @@ def test_every_answer_is_in_the_spend_ledger(tmp_path: Path) -> None:
     done = _run(router, _math_turn("explain").model_copy(update={"tenant": "acme", "learner_ref": "p-123"}))[-1]
     (entry,) = router._ledger.entries()
     assert entry["tenant"] == "acme" and entry["learner"] == "p-123" and entry["model"] == "tutor-core"
-    assert entry["cost"] == done["cost"] and entry["small_ok"] is False and entry["policy"] == "cascade"
+    assert entry["cost"] == done.cost and entry["small_ok"] is False and entry["policy"] == "cascade"
     assert entry["features"]["complexity"] == 0.3
 
 
@@ -253,5 +254,5 @@ def test_a_stream_that_ends_without_finishing_is_a_failure_not_an_empty_answer(t
     small, core = _Answers(), _EndsEarly()
     router, _ = _two_engines(tmp_path, small, core)
     events = _run(router, _core_request())
-    assert events[-1]["type"] == "done" and events[-1]["model"] == "tutor-small"  # fell back
-    assert "tutor-core failed: EngineError" in events[0]["reason"]
+    assert events[-1].type == "done" and events[-1].model == "tutor-small"  # fell back
+    assert "tutor-core failed: EngineError" in events[0].reason

@@ -16,7 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tutor_cluster.telemetry.events import SCHEMA, EventsConfig, EventSink, read_events
+from tutor_cluster.config.telemetry import EventsConfig
+from tutor_cluster.telemetry.events import SCHEMA, EventSink, read_events
 
 
 def _events(n: int) -> list[dict]:

@@ -1,10 +1,18 @@
-"""The exercise set the edge tier checks answers against (schema + loader)."""
+"""Settings of the edge tier, and the exercise set it checks answers against (schema)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+
+class EdgeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settle_answers: bool = Field(default=True, description="Reply to answer attempts the checkers decide, without a model.")
+    redact_pii: bool = Field(default=True, description="Redact e-mails and phone numbers before any model sees them.")
+    block_injection: bool = Field(default=True, description="Refuse prompt-injection attempts at the edge.")
 
 
 class Skill(BaseModel):

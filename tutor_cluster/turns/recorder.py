@@ -4,13 +4,13 @@ and the turn's analytics event (pseudonymous learner and session ids)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from tutor_cluster.api.protocol import TurnRequest, TurnResponse
 from tutor_cluster.learner.context import LearnerContext
-from tutor_cluster.routing.budgets import pseudonym
+from tutor_cluster.privacy import pseudonym
+from tutor_cluster.routing.events import DoneEvent
 from tutor_cluster.telemetry.events import EventSink
 from tutor_cluster.telemetry.metrics import Metrics
+from tutor_cluster.turns.types import TurnRequest, TurnResult
 
 
 class TurnRecorder:
@@ -18,21 +18,18 @@ class TurnRecorder:
         self.metrics = metrics
         self.events = events
 
-    def model(self, done: dict[str, Any]) -> None:
+    def model(self, done: DoneEvent) -> None:
         """Tokens, cost, TTFT and alerts of one model interaction (the router's done event)."""
-        model, tier = done.get("model", "-"), done.get("tier", "-")
-        usage = done.get("usage", {})
-        m = self.metrics
-        m.inc("tutor_tokens", usage.get("prompt_tokens", 0), model=model, kind="prompt")
-        m.inc("tutor_tokens", usage.get("completion_tokens", 0), model=model, kind="completion")
-        m.inc("tutor_cost", done.get("cost", 0.0), model=model, tier=tier)
-        ttft = done.get("timings_ms", {}).get("core_ttft")
-        if ttft is not None:
-            m.observe("tutor_ttft_seconds", ttft / 1000, model=model)
-        for rule in done.get("budget_alerts", ()):
+        model, m = done.model, self.metrics
+        m.inc("tutor_tokens", done.usage.prompt_tokens, model=model, kind="prompt")
+        m.inc("tutor_tokens", done.usage.completion_tokens, model=model, kind="completion")
+        m.inc("tutor_cost", done.cost, model=model, tier=done.tier)
+        if done.timings_ms.core_ttft is not None:
+            m.observe("tutor_ttft_seconds", done.timings_ms.core_ttft / 1000, model=model)
+        for rule in done.budget_alerts:
             m.inc("tutor_budget_alerts", rule=rule)
 
-    def turn(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None = None, *,
+    def turn(self, r: TurnResult, after: LearnerContext | None, done: DoneEvent | None = None, *,
              body: TurnRequest, tenant: str) -> None:
         """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and its analytics event
         (pseudonymous learner and session)."""
@@ -54,7 +51,7 @@ class TurnRecorder:
             "latency_core_ms": r.latency_ms.get("core"),
         })
 
-    def _metrics_of(self, r: TurnResponse, after: LearnerContext | None, done: dict[str, Any] | None) -> None:
+    def _metrics_of(self, r: TurnResult, after: LearnerContext | None, done: DoneEvent | None) -> None:
         m = self.metrics
         m.inc("tutor_turns", tier=r.tier, model=r.model or "-")
         for tier, ms in r.latency_ms.items():

@@ -7,9 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tutor_cluster import constants
-from tutor_cluster.knowledge.chunking import ChunkingConfig
 
 BUNDLED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ChunkingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_chars: int = Field(default=800, ge=100, le=20_000, description="Longest chunk text, in characters.")
+    overlap_chars: int = Field(default=120, ge=0, description="Characters repeated from the previous chunk.")
 
 
 class EmbeddingConfig(BaseModel):

@@ -1,0 +1,72 @@
+"""The HTTP app of API v1: the services a gateway replica runs, and the FastAPI app that mounts one router per
+route family (tutor turns, OpenAI chat/models, learners, curriculum, health/admin) behind one middleware stack."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from tutor_cluster.api import curriculum, health, learners, openai, tutor
+from tutor_cluster.api.auth import Authenticator
+from tutor_cluster.api.errors import install_error_handlers
+from tutor_cluster.api.middleware import GatewayMiddleware
+from tutor_cluster.config.settings import Settings
+from tutor_cluster.learner.memory import LearnerMemory
+from tutor_cluster.telemetry.events import EventSink
+from tutor_cluster.telemetry.http import MetricsMiddleware
+from tutor_cluster.telemetry.metrics import Metrics
+from tutor_cluster.turns.chat import ChatService
+from tutor_cluster.turns.learners import LearnerService
+from tutor_cluster.turns.recorder import TurnRecorder
+from tutor_cluster.turns.service import Tiers, TurnService
+
+
+@dataclass
+class Services:
+    """What a gateway replica serves with: the turn and chat services, learner memory, health, telemetry."""
+
+    settings: Settings
+    turns: TurnService
+    chat: ChatService
+    learners: LearnerService
+    health: health.Health
+    knowledge: Any
+    metrics: Metrics
+    events: EventSink
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMemory | None, knowledge: Any = None,
+                   *, metrics: Metrics | None = None) -> Services:
+    """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests)."""
+    metrics = metrics or Metrics()
+    events = EventSink(settings.telemetry.events)
+    learner_service = LearnerService(settings, memory)
+    tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events))
+    return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
+                    health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,
+                    metrics=metrics, events=events)
+
+
+def build_fastapi(services: Services) -> FastAPI:
+    """The HTTP app; its routes close over ``services``."""
+    settings = services.settings
+    timeout = settings.server.request_timeout_s
+    app = FastAPI(
+        title="tutor-cluster", version="0.1.0", docs_url="/docs", redoc_url=None,
+        description="Distributed AI tutoring API. Every route except /healthz and /readyz needs "
+                    "'Authorization: Bearer <api key>'.",
+    )
+    app.add_middleware(GatewayMiddleware, authenticator=Authenticator(settings.auth),
+                       max_body_bytes=settings.server.max_body_bytes)
+    install_error_handlers(app, timeout)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # added last: outermost, sees auth refusals
+    app.include_router(health.routes(services.health))
+    app.include_router(tutor.routes(services.turns, timeout))
+    app.include_router(openai.routes(services.chat, settings.catalogue, services.created, timeout))
+    app.include_router(curriculum.routes(services.knowledge, timeout))
+    app.include_router(learners.routes(services.learners))
+    return app

@@ -1,0 +1,36 @@
+"""Settings of API authentication: API keys (stored as SHA-256 hashes) and what each may call."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Scope = Literal["tutor", "chat", "admin"]
+
+
+ALL_SCOPES: tuple[Scope, ...] = ("tutor", "chat", "admin")
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Name of the key (appears in logs and the ledger, never the key itself).")
+    sha256: str = Field(description="Hex SHA-256 of the key; make one with `tutor-cluster keys hash`.")
+    tenant: str = Field(default="default", description="Tenant the key belongs to (budgets, data scoping).")
+    role: Literal["learner", "teacher", "admin", "service"] = Field(default="service", description="Caller's role.")
+    scopes: list[Scope] = Field(default_factory=lambda: ["tutor", "chat"], description="Routes this key may call.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        v = v.lower()
+        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+            raise ValueError("must be 64 hex characters (the SHA-256 of the key, not the key)")
+        return v
+
+
+class AuthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_keys: list[ApiKey] = Field(default_factory=list, description="Accepted keys (hashed).")

@@ -1,0 +1,137 @@
+"""Learner memory as the turn service and the learner routes use it: durable writes per turn, learner views,
+the prompt profile and routing features. A store outage or a missed deadline is :class:`Unavailable`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from ray.exceptions import RayError
+
+from tutor_cluster.config.settings import Settings
+from tutor_cluster.edge.signals import EdgeResult
+from tutor_cluster.errors import NotFound, Unavailable
+from tutor_cluster.learner import policies as learner_policies
+from tutor_cluster.learner.context import (
+    LearnerContext,
+    LearnerUpdate,
+    Preferences,
+    TurnSummary,
+)
+from tutor_cluster.learner.memory import LearnerMemory
+from tutor_cluster.learner.policies import Recommendation
+from tutor_cluster.learner.stores import StoreUnavailable
+from tutor_cluster.routing.decisions import LearnerFeatures
+from tutor_cluster.turns.types import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
+
+#: Seconds a client should wait before retrying when learner memory is unavailable.
+MEMORY_RETRY_AFTER_S = 2
+
+
+class LearnerService:
+    def __init__(self, settings: Settings, memory: LearnerMemory) -> None:
+        self.settings = settings
+        self._memory = memory
+        self._next = learner_policies.get(settings.learner.next_exercise_policy)
+
+    async def stats(self) -> list[dict[str, int]]:
+        return [await self._memory_call(a.stats.remote()) for a in self._memory.actors]
+
+    async def ready(self) -> bool:
+        return bool(await self._memory_call(self._memory.actors[0].ping.remote()))
+
+    async def _memory_call(self, ref: Any) -> Any:
+        async def wait() -> Any:
+            return await ref
+
+        try:
+            return await asyncio.wait_for(wait(), self.settings.learner.call_timeout_s)
+        except (StoreUnavailable, TimeoutError, RayError) as exc:
+            raise Unavailable(f"learner memory is unavailable ({type(exc).__name__}); nothing was written, "
+                              "retry shortly", kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
+
+    async def _context(self, learner_id: str) -> LearnerContext | None:
+        return await self._memory_call(self._memory.get(learner_id))
+
+    async def _known_learner(self, learner_id: str) -> LearnerContext:
+        ctx = await self._context(learner_id)
+        if ctx is None:
+            raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+        return ctx
+
+    def learner_view(self, ctx: LearnerContext) -> LearnerView:
+        threshold = self.settings.learner.policy.mastery_threshold
+        return LearnerView(
+            learner_id=ctx.learner_id, version=ctx.version,
+            skills={k: SkillView(mastery=v.mastery, attempts=v.attempts, correct=v.correct,
+                                 mastered=v.mastery >= threshold) for k, v in ctx.skills.items()},
+            misconceptions={k: v.model_dump() for k, v in ctx.misconceptions.items()},
+            preferences=ctx.preferences.model_dump(exclude_none=True),
+            recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
+        )
+
+    async def learner(self, learner_id: str) -> LearnerView:
+        return self.learner_view(await self._known_learner(learner_id))
+
+    async def set_preferences(self, learner_id: str, prefs: Preferences, key: str | None) -> LearnerView:
+        await self._known_learner(learner_id)
+        update = LearnerUpdate(turn_id=key or f"prefs-{uuid.uuid4().hex}", preferences=prefs)
+        result = await self._memory_call(self._memory.apply(learner_id, update))
+        return self.learner_view(result.after)
+
+    async def next_exercise(self, learner_id: str) -> Recommendation:
+        ctx = await self._known_learner(learner_id)
+        rec = self._next(ctx, self.settings.exercises, self.settings.learner.policy)
+        if rec is None:
+            raise NotFound("every skill with exercises is mastered", field="learner_id")
+        return rec
+
+    @staticmethod
+    def profile(ctx: LearnerContext | None) -> str | None:
+        if ctx is None:
+            return None
+        parts = []
+        if ctx.skills:
+            parts.append("mastery " + ", ".join(f"{k} {v.mastery:.2f}" for k, v in sorted(ctx.skills.items())))
+        if ctx.misconceptions:
+            parts.append("misconceptions " + ", ".join(f"{k} x{v.count}" for k, v in ctx.misconceptions.items()))
+        prefs = ctx.preferences.model_dump(exclude_none=True)
+        if prefs:
+            parts.append("preferences " + ", ".join(f"{k}={v}" for k, v in prefs.items()))
+        if ctx.recent:
+            parts.append("recent turns: " + " | ".join(t.summary[:80] for t in ctx.recent[-3:]))
+        return "; ".join(parts) or None
+
+    @staticmethod
+    def features(ctx: LearnerContext, skill: str | None) -> LearnerFeatures:
+        state = ctx.skills.get(skill) if skill else None
+        wrongs = sum(m.count for m in ctx.misconceptions.values() if skill is not None and m.skill == skill)
+        return LearnerFeatures(mastery=state.mastery if state else None, attempts=state.attempts if state else 0,
+                               misconceptions=wrongs)
+
+    async def remember(self, body: TurnRequest, turn_id: str,
+                        edge: EdgeResult) -> tuple[LearnerContext | None, LearnerContext, MemoryReceipt,
+                                                   MasteryChange | None]:
+        """Write the turn to learner memory (durable before the reply): graded outcome, misconceptions, summary.
+        One actor call returns the context before and after."""
+        sig = edge.signals
+        check = sig.check
+        graded = check is not None and check.correct is not None and sig.skill is not None
+        update = LearnerUpdate(
+            turn_id=turn_id, skill=sig.skill if graded else None, correct=check.correct if graded else None,
+            misconceptions=list(check.misconceptions) if check else [],
+            summary=TurnSummary(turn_id=turn_id, at=time.time(), skill=sig.skill, intent=sig.intent,
+                                correct=check.correct if check else None, summary=sig.text[:200]),
+        )
+        before, after, applied = await self._memory_call(self._memory.apply(body.learner_id, update))
+        change = None
+        if graded and sig.skill in after.skills:
+            policy = self.settings.learner.policy
+            prior_state = before.skills.get(sig.skill) if before else None
+            was = prior_state.mastery if prior_state else policy.params(sig.skill).prior
+            now = after.skills[sig.skill].mastery
+            change = MasteryChange(skill=sig.skill, before=was if applied else now, after=now,
+                                   mastered=now >= policy.mastery_threshold, threshold=policy.mastery_threshold)
+        return before, after, MemoryReceipt(version=after.version, applied=applied), change
