@@ -4,37 +4,17 @@ produced on demand here, and these tests are about our routing logic. The real e
 end in tests/e2e."""
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.unit.stand_ins import DeadEngine as _DeadEngine
+from tests.unit.stand_ins import FixedAnswer as _Answers
+from tests.unit.stand_ins import Hangs as _Hangs
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.routing.events import ErrorEvent, RouterEvent
 from tutor_cluster.routing.router import CoreRequest, RouterCore
-
-
-class _Engine:
-    """The part of a Serve handle the router uses: ``handle.options(stream=True).chat.remote(request)``."""
-
-    def options(self, **_):
-        return self
-
-    @property
-    def chat(self):
-        return self
-
-
-class _DeadEngine(_Engine):
-    """Behaves like a Serve handle whose replica died after the call was accepted."""
-
-    def remote(self, _request):
-        async def stream():
-            raise ConnectionError("replica gone")
-            yield  # pragma: no cover
-
-        return stream()
 
 
 def _run(router: RouterCore, request: CoreRequest) -> list[RouterEvent]:
@@ -61,50 +41,6 @@ def test_unknown_pinned_model_is_an_error_event() -> None:
     request = CoreRequest(request_id="r", messages=[{"role": "user", "content": "hi"}], model="nope",
                           signals=EdgeSignals(intent="question", skill=None, complexity=0.1, text="hi"))
     assert _run(router, request) == [ErrorEvent(kind="rejected", message="unknown model 'nope'")]
-
-
-class _Answers(_Engine):
-    """A stand-in engine that streams a fixed answer in the LLMServer's SSE framing; counts its calls."""
-
-    def __init__(self, text: str = "Try a common denominator.") -> None:
-        self.text, self.calls = text, 0
-
-    def remote(self, _request):
-        self.calls += 1
-        chunks = [{"choices": [{"delta": {"content": w + " "}, "finish_reason": None}]} for w in self.text.split()]
-        chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 40, "completion_tokens": len(chunks)}})
-
-        async def stream():
-            for c in chunks:
-                yield [f"data: {json.dumps(c)}\n\n"]
-            yield ["data: [DONE]\n\n"]
-
-        return stream()
-
-
-class _Hangs(_Answers):
-    """A stand-in engine whose replica accepted the call and never answers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cancelled = False
-
-    def remote(self, _request):
-        self.calls += 1
-        engine = self
-
-        class _Stream:
-            def __aiter__(self):
-                return self
-
-            async def __anext__(self):
-                await asyncio.sleep(3600)
-
-            def cancel(self):
-                engine.cancelled = True
-
-        return _Stream()
 
 
 class _Clock:

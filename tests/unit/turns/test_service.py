@@ -1,0 +1,143 @@
+"""The turn service in-process, with no HTTP and no Ray: the real edge analysis, the real router (RouterCore with
+stand-in engines — no model runs in a unit test), the real learner-memory logic (LearnerMemoryActor over an
+SQLite file, called directly instead of as a Ray actor). tests/e2e runs the same service with real Ray, vLLM,
+Redis and Qdrant."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.stand_ins import DeadEngine, FixedAnswer, InProcess
+from tutor_cluster.config.settings import Settings, load_settings
+from tutor_cluster.edge.deployment import EdgeTier
+from tutor_cluster.errors import BudgetExhausted, InvalidInput, NotFound, Unavailable
+from tutor_cluster.identity import Principal
+from tutor_cluster.learner.memory import LearnerMemoryActor
+from tutor_cluster.routing.events import DeltaEvent, RouteEvent
+from tutor_cluster.routing.router import RouterCore
+from tutor_cluster.telemetry.events import EventSink
+from tutor_cluster.telemetry.metrics import Metrics
+from tutor_cluster.turns.chat import ChatService
+from tutor_cluster.turns.learners import LearnerService
+from tutor_cluster.turns.recorder import TurnRecorder
+from tutor_cluster.turns.service import Tiers, TurnService
+from tutor_cluster.turns.types import ChatAnswer, ChatInput, TurnDone, TurnRequest, TurnResult, TurnStream
+
+ACME = Principal(key_id="k", tenant="acme", role="service", scopes=frozenset({"tutor", "chat"}))
+ANSWER = "Write both fractions with denominator 4 first."
+
+
+class _Recorded(Metrics):
+    """Metrics that keep what was recorded (Ray's metrics API needs a running Ray)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, float, dict[str, str]]] = []
+
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        self.seen.append((name, value, labels))
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        self.seen.append((name, value, labels))
+
+
+class _Memory:
+    """LearnerMemory's client interface over one in-process actor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.actor = LearnerMemoryActor(settings.learner)
+        self.actors = [InProcess(self.actor)]
+
+    def get(self, learner_id: str) -> Any:
+        return self.actors[0].get.remote(learner_id)
+
+    def apply(self, learner_id: str, update: Any) -> Any:
+        return self.actors[0].apply.remote(learner_id, update)
+
+
+def _settings(tmp_path: Path, **routing: Any) -> Settings:
+    base = load_settings()
+    raw = base.model_dump()
+    raw["learner"]["store"] = {"backend": "sqlite", "sqlite_path": str(tmp_path / "learners.db")}
+    raw["routing"]["budgets"] = {"backend": "sqlite", "sqlite_path": str(tmp_path / "budgets.db"),
+                                 **routing.pop("budgets", {})}
+    raw["routing"].update(routing)
+    raw["telemetry"]["events"]["enabled"] = False
+    return Settings.model_validate(raw)
+
+
+def _services(tmp_path: Path, engine: Any = None, **routing: Any) -> tuple[TurnService, ChatService, _Recorded]:
+    settings = _settings(tmp_path, **routing)
+    engines = {name: engine or FixedAnswer(ANSWER) for name in settings.catalogue.engines}
+    router = RouterCore(settings.routing, settings.catalogue, engines)
+    metrics = _Recorded()
+    tiers = Tiers(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)), InProcess(router),
+                  LearnerService(settings, _Memory(settings)), None,
+                  TurnRecorder(metrics, EventSink(settings.telemetry.events)), trace=lambda: None)
+    return TurnService(tiers), ChatService(tiers), metrics
+
+
+def _turn(**fields: Any) -> TurnRequest:
+    return TurnRequest(**{"learner_id": "l1", "session_id": "s1", "message": "What is 1/2 + 1/4?", **fields})
+
+
+def test_an_answer_the_edge_can_check_is_settled_without_a_model_and_remembered(tmp_path: Path) -> None:
+    turns, _, metrics = _services(tmp_path, engine=DeadEngine())  # a model call would fail this turn
+    first = asyncio.run(turns.turn(_turn(message="3/4", exercise_id="frac-add-1", turn_id="t1"), ACME))
+    assert isinstance(first, TurnResult) and first.tier == "edge" and first.check.correct is True
+    assert first.memory.applied and first.memory.version == 1 and first.mastery.after > first.mastery.before
+    again = asyncio.run(turns.turn(_turn(message="3/4", exercise_id="frac-add-1", turn_id="t1"), ACME))
+    assert not again.memory.applied and again.memory.version == 1  # a retried turn is applied once
+    assert ("tutor_turns", 1.0, {"tier": "edge", "model": "-"}) in metrics.seen
+
+
+def test_a_model_turn_goes_through_the_router_and_is_costed(tmp_path: Path) -> None:
+    turns, _, metrics = _services(tmp_path)
+    result = asyncio.run(turns.turn(_turn(message="Why do fractions need a common denominator?"), ACME))
+    assert isinstance(result, TurnResult) and result.tier in ("small", "core") and result.model
+    assert result.reply.split() == ANSWER.split() and result.cost.amount > 0 and result.usage.prompt_tokens == 40
+    assert result.memory.version == 1 and result.latency_ms["core"] is not None
+    assert any(name == "tutor_cost" for name, _, _ in metrics.seen)
+
+
+def test_a_streamed_turn_is_typed_events_ending_with_the_whole_result(tmp_path: Path) -> None:
+    turns, _, _ = _services(tmp_path)
+
+    async def run() -> list[Any]:
+        stream = await turns.turn(_turn(message="Explain why 1/2 + 1/4 is 3/4", stream=True), ACME)
+        assert isinstance(stream, TurnStream)
+        return [event async for batch in stream.events for event in batch]
+
+    events = asyncio.run(run())
+    assert isinstance(events[0], RouteEvent) and isinstance(events[-1], TurnDone)
+    text = "".join(e.text for e in events if isinstance(e, DeltaEvent))
+    assert events[-1].result.reply == text and events[-1].result.model == events[0].model
+
+
+def test_failures_are_domain_errors_not_statuses(tmp_path: Path) -> None:
+    turns, chat, _ = _services(tmp_path / "a", engine=DeadEngine())
+    with pytest.raises(Unavailable) as down:
+        asyncio.run(turns.turn(_turn(message="Why is the sky blue, in fractions?"), ACME))
+    assert down.value.kind == "model_unavailable" and down.value.retry_after_s >= 1
+    with pytest.raises(InvalidInput) as hostile:
+        asyncio.run(turns.turn(_turn(message="x" * 5000 + "=", exercise_id="frac-add-1"), ACME))
+    assert hostile.value.field
+    with pytest.raises(NotFound) as unknown:
+        asyncio.run(chat.chat(ChatInput(messages=[{"role": "user", "content": "hi"}], model="gpt-9"), ACME,
+                              stream=False))
+    assert unknown.value.kind == "model_not_found" and unknown.value.field == "model"
+    budget = {"rules": [{"scope": "tenant", "id": "acme", "limit": 0.000001}]}
+    turns, _, _ = _services(tmp_path / "b", budgets=budget)
+    with pytest.raises(BudgetExhausted) as spent:  # refused before any output: raised, even when streaming
+        asyncio.run(turns.turn(_turn(message="Why do we flip the second fraction?", stream=True), ACME))
+    assert spent.value.retry_after_s >= 1
+
+
+def test_chat_answers_through_the_same_tiers(tmp_path: Path) -> None:
+    _, chat, _ = _services(tmp_path)
+    answer = asyncio.run(chat.chat(ChatInput(messages=[{"role": "user", "content": "Why is 2/4 equal to 1/2?"}],
+                                             model="auto"), ACME, stream=False))
+    assert isinstance(answer, ChatAnswer) and answer.text.split() == ANSWER.split()
+    assert answer.model in ("tutor-small", "tutor-core") and answer.tutor["tier"] in ("small", "core")
