@@ -15,7 +15,7 @@ from tutor_cluster.api.protocol import OPENAI_ERRORS, ChatCompletionRequest, Mod
 from tutor_cluster.config.catalogue import Catalogue
 from tutor_cluster.errors import NotFound
 from tutor_cluster.routing.events import DeltaEvent, RouteEvent
-from tutor_cluster.routing.router import SAMPLING_PARAMS
+from tutor_cluster.routing.requests import SAMPLING_PARAMS
 from tutor_cluster.turns.chat import ChatService
 from tutor_cluster.turns.types import ChatAnswer, ChatDone, ChatInput, ChatStream, Usage
 

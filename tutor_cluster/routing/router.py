@@ -6,27 +6,24 @@ It streams typed events (``routing/events.py``), batched in lists, back to the t
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from tutor_cluster import runtime
 from tutor_cluster.config.catalogue import Catalogue, ModelEntry
 from tutor_cluster.config.routing import RoutingConfig
-from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.routing.budgets import (
     BudgetExceeded,
     BudgetLedger,
     Reservation,
     Subject,
 )
-from tutor_cluster.routing.decisions import Decision, LearnerFeatures
+from tutor_cluster.routing.decisions import Decision
+from tutor_cluster.routing.engines import EngineError, stream_deltas
 from tutor_cluster.routing.events import (
     DeltaEvent,
     DoneEvent,
@@ -37,75 +34,14 @@ from tutor_cluster.routing.events import (
     TokenUsage,
 )
 from tutor_cluster.routing.policies import build_policy
-from tutor_cluster.routing.verify import VerifySpec, verify
+from tutor_cluster.routing.requests import CoreRequest, chat_request, max_tokens
+from tutor_cluster.routing.verify import verify
+
+__all__ = ["CoreRequest", "EngineError", "Router", "RouterCore"]
 
 runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 127.0.0.1 only
 
 log = logging.getLogger(f"ray.serve.{__name__}")  # under Serve's logger: JSON lines with the request id
-
-
-class CoreRequest(BaseModel):
-    """What the gateway asks the router for: a model answer to ready-made messages."""
-
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    messages: list[dict[str, str]]
-    signals: EdgeSignals
-    learner: LearnerFeatures | None = Field(default=None, description="Learner state the policy may use.")
-    model: str | None = Field(default=None, description="Catalogue model pinned by the client; None lets the policy pick.")
-    tenant: str = Field(default="default", description="Tenant of the API key (budgets).")
-    class_id: str | None = Field(default=None, description="Class the learner is in (budgets).")
-    learner_ref: str | None = Field(default=None, description="Pseudonymous learner id (budgets, ledger).")
-    verify: VerifySpec | None = Field(default=None, description="Reference a cascade verifies a cheap answer against.")
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: list[str] | None = None
-    seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
-    response_format: dict[str, Any] | None = Field(default=None, description="OpenAI response_format (JSON mode).")
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-
-
-#: Sampling parameters of a CoreRequest passed to the engine as the client gave them (OpenAI names).
-SAMPLING_PARAMS = ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
-                   "response_format", "logprobs", "top_logprobs")
-
-
-def _parse_sse(item: Any) -> list[dict[str, Any]]:
-    """Turn one item of LLMServer's stream into chunk dicts (raises on an engine error item)."""
-    if isinstance(item, str):
-        out = []
-        for line in item.split("\n"):
-            if line.startswith("data: "):
-                body = line[6:].strip()
-                if body and body != "[DONE]":
-                    out.append(json.loads(body))
-        return out
-    error = getattr(item, "error", None)
-    if error is not None:  # ErrorResponse (compare by shape: its class is not importable portably)
-        raise EngineError(int(getattr(error, "code", 500) or 500), str(getattr(error, "message", error)))
-    if hasattr(item, "model_dump"):
-        return [item.model_dump()]
-    raise EngineError(500, f"unexpected engine stream item {type(item).__name__}")
-
-
-class EngineError(Exception):
-    """The engine refused or failed the request; ``code`` is the engine's own error code (4xx: the request
-    itself is bad, so no other engine would take it either)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def rejected(self) -> bool:
-        return 400 <= self.code < 500 and self.code != 429
 
 
 class RouterCore:
@@ -133,27 +69,6 @@ class RouterCore:
             raise EngineError(404, f"unknown model {name!r}")
         return entry
 
-    def _chat_request(self, request: CoreRequest, entry: ModelEntry) -> Any:
-        from ray.serve.llm.openai_api_models import ChatCompletionRequest
-
-        params: dict[str, Any] = {
-            "model": entry.engine,
-            "messages": request.messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": self._max_tokens(request, entry),
-            "request_id": request.request_id,
-        }
-        for key in SAMPLING_PARAMS:
-            value = getattr(request, key)
-            if value is not None:
-                params[key] = value
-        return ChatCompletionRequest(**params)
-
-    @staticmethod
-    def _max_tokens(request: CoreRequest, entry: ModelEntry) -> int:
-        return min(request.max_tokens or entry.max_output_tokens, entry.context_length)
-
     # ---------------------------------------------------------------- budgets
     def _chain(self, entry: ModelEntry) -> list[ModelEntry]:
         return [entry, *(self._entry(n) for n in self._config.fallbacks.get(entry.name, ()))]
@@ -161,7 +76,7 @@ class RouterCore:
     def _worst_case(self, request: CoreRequest, chain: list[ModelEntry]) -> float:
         """Cost if the prompt were ~3 characters a token and the answer used all of max_tokens."""
         prompt = sum(len(m.get("content") or "") for m in request.messages) // 3 + 8 * len(request.messages)
-        return max(e.cost(prompt, self._max_tokens(request, e)) for e in chain)
+        return max(e.cost(prompt, max_tokens(request, e)) for e in chain)
 
     def _reserve(self, request: CoreRequest, decision: Decision) -> tuple[Decision, Reservation]:
         subject = Subject(tenant=request.tenant, class_id=request.class_id, learner=request.learner_ref)
@@ -183,44 +98,9 @@ class RouterCore:
     def _available(self, entry: ModelEntry) -> bool:
         return self._cooling.get(entry.engine, 0.0) <= self._clock()
 
-    async def _attempt(self, entry: ModelEntry, request: CoreRequest,
-                       state: dict[str, Any]) -> AsyncIterator[list[DeltaEvent]]:
-        """One engine call as delta batches; raises when the engine fails or misses the first-item deadline."""
-        stream = self._engines[entry.engine].options(stream=True).chat.remote(self._chat_request(request, entry))
-        items = stream.__aiter__()
-        first = True
-        while True:
-            try:
-                if first:
-                    item = await asyncio.wait_for(items.__anext__(), self._config.first_token_timeout_s)
-                    first = False
-                else:
-                    item = await items.__anext__()
-            except StopAsyncIteration:
-                if state.get("finish") is None:  # a finished answer always says why it stopped
-                    raise EngineError(503, "the engine's stream ended without a finish reason") from None
-                return
-            except TimeoutError:
-                cancel = getattr(stream, "cancel", None)
-                if cancel is not None:
-                    cancel()
-                raise TimeoutError(f"no first item within {self._config.first_token_timeout_s} s") from None
-            batch: list[DeltaEvent] = []
-            for raw in item if isinstance(item, list) else [item]:
-                for chunk in _parse_sse(raw):
-                    if chunk.get("usage"):
-                        state["usage"] = chunk["usage"]
-                    for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
-                        logprobs = (choice.get("logprobs") or {}).get("content")  # only when the client asked
-                        if text or logprobs:
-                            if text and state.get("ttft") is None:
-                                state["ttft"] = time.perf_counter() - state["t_call"]
-                            batch.append(DeltaEvent(text=text or "", logprobs=logprobs or None))
-                        if choice.get("finish_reason"):
-                            state["finish"] = choice["finish_reason"]
-            if batch:
-                yield batch
+    def _call(self, entry: ModelEntry, request: CoreRequest, state: dict[str, Any]) -> AsyncIterator[list[DeltaEvent]]:
+        return stream_deltas(self._engines[entry.engine], chat_request(request, entry),
+                             self._config.first_token_timeout_s, state)
 
     def _retry_after(self) -> int:
         now = self._clock()
@@ -247,7 +127,7 @@ class RouterCore:
             first = self._entry(decision.model)
             state["t_call"] = time.perf_counter()
             try:
-                text = "".join([e.text async for b in self._attempt(first, request, state) for e in b])
+                text = "".join([e.text async for b in self._call(first, request, state) for e in b])
             except Exception as exc:  # noqa: BLE001 - the cheap leg failed: escalate like a failed verification
                 self._cooling[first.engine] = self._clock() + self._config.cooldown_s
                 text, why = None, f"{first.name} failed: {type(exc).__name__}"
@@ -275,7 +155,7 @@ class RouterCore:
             state.update(t_call=time.perf_counter(), usage={}, finish=None, ttft=None)
             started = False
             try:
-                async for batch in self._attempt(entry, request, state):
+                async for batch in self._call(entry, request, state):
                     if not started:
                         started = True
                         yield [_route(route), *batch]

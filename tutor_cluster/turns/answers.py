@@ -12,7 +12,7 @@ from ray.exceptions import RayError
 
 from tutor_cluster.errors import BudgetExhausted, Rejected, TutorError, Unavailable
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, ErrorEvent, RouteEvent, RouterEvent
-from tutor_cluster.routing.router import CoreRequest
+from tutor_cluster.routing.requests import CoreRequest
 
 
 def failure(event: ErrorEvent) -> TutorError:

@@ -13,7 +13,7 @@ from tutor_cluster.errors import NotFound
 from tutor_cluster.identity import Principal
 from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
-from tutor_cluster.routing.router import CoreRequest
+from tutor_cluster.routing.requests import CoreRequest
 from tutor_cluster.turns.service import Tiers, ms
 from tutor_cluster.turns.types import ChatAnswer, ChatDone, ChatInput, ChatStream
 

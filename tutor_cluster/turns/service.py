@@ -27,7 +27,7 @@ from tutor_cluster.knowledge.retriever import Passage
 from tutor_cluster.learner.context import LearnerContext, Preferences
 from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
-from tutor_cluster.routing.router import CoreRequest
+from tutor_cluster.routing.requests import CoreRequest
 from tutor_cluster.routing.verify import VerifySpec
 from tutor_cluster.turns.answers import Answers
 from tutor_cluster.turns.learners import LearnerService
