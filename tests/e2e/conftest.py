@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import REPO_ROOT
 from tutor_cluster.api.auth import hash_key, new_key
 from tutor_cluster.app import sockets
-from tutor_cluster.config.settings import REPO_CONFIGS
+from tutor_cluster.config.settings import SAMPLE_CURRICULUM, SHIPPED_CONFIGS
 
-REPO_ROOT = REPO_CONFIGS.parent
 #: Class budgets of the test service: less than one tutor-core turn's worst case (256 tokens at 0.015/1k =
 #: 0.00384), more than a tutor-small one's (~0.0001): core turns of these classes hit the budget, small ones pass.
 REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade", 0.003
@@ -135,11 +135,11 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         "auth:\n  api_keys:\n"
         f"    - {{id: test-admin, sha256: {hash_key(key)}, role: admin, scopes: [tutor, chat, admin]}}\n"
         f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
-        f"catalogue: {REPO_CONFIGS / 'models.yaml'}\n"
-        f"exercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
+        f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\n"
+        f"exercises: {SHIPPED_CONFIGS / 'exercises.yaml'}\n"
         f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}, metrics_export_port: {metrics_port}}}\n"
         f"telemetry:\n  events: {{path: {tmp / 'events'}, region: test-region, flush_interval_s: 1}}\n"
-        f"knowledge:\n  source: {REPO_ROOT / 'curriculum'}\n  store: {{path: {tmp / 'qdrant'}}}\n"
+        f"knowledge:\n  source: {SAMPLE_CURRICULUM}\n  store: {{path: {tmp / 'qdrant'}}}\n"
         "  retrieval: {refresh_interval_s: 1}\n"
         "routing:\n  budgets:\n"
         f"    backend: redis\n    redis_url: '{redis_server.url}'\n    key_prefix: it-budget\n"

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, Service, ray_token
+from tests.e2e.conftest import Service, ray_token
+from tutor_cluster.config.settings import SAMPLE_CURRICULUM
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ def test_reembed_job_swaps_while_serving(service: Service, client: httpx.Client,
     new version goes live once the job is done. A submission without the token is refused."""
     before = search(client, q="common denominator", k=1).json()["version"]
     source = tmp_path / "curriculum"
-    shutil.copytree(REPO_ROOT / "curriculum", source)
+    shutil.copytree(SAMPLE_CURRICULUM, source)
     doc = source / "fractions-simplify.md"
     doc.write_text(doc.read_text() + "\n# Cross-cancelling\n\nA brand-new section about cross-cancelling.\n")
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import REPO_ROOT, Service, ray_token
+from tests.e2e.conftest import Service, ray_token
 from tutor_cluster.app import sockets
+from tutor_cluster.config.settings import SAMPLE_CURRICULUM
 
 
 def test_turns_and_a_reembed_job_use_loopback_only(service: Service, client: httpx.Client, tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_turns_and_a_reembed_job_use_loopback_only(service: Service, client: htt
         assert "event: done" in "".join(r.iter_text())
     watch.check()  # while the engine's connections are fresh
     source = tmp_path / "curriculum"
-    shutil.copytree(REPO_ROOT / "curriculum", source)
+    shutil.copytree(SAMPLE_CURRICULUM, source)
     job = service.submit_reembed(source, token=ray_token())
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
     watch.check()

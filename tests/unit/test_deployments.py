@@ -24,14 +24,14 @@ def test_serve_configs_point_at_valid_settings(serve_file: str) -> None:
     cfg = yaml.safe_load((ROOT / "deployments" / serve_file).read_text())
     (app,) = cfg["applications"]
     assert app["import_path"] == "tutor_cluster.app.builder:app_builder"
-    load_settings(ROOT / app["args"]["config"], env={})  # raises if invalid
+    load_settings(app["args"]["config"], env={})  # raises if invalid
     from tutor_cluster.app.builder import app_builder  # the import path resolves
     assert callable(app_builder)
 
 
 def test_production_replicas_fit_cluster_node_types() -> None:
     cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
-    settings = load_settings(ROOT / cfg["applications"][0]["args"]["config"], env={})
+    settings = load_settings(cfg["applications"][0]["args"]["config"], env={})
     nodes = _cluster_node_types()
     assert nodes["head"].get("CPU") == 0, "the head must not run tutoring work"
     tiers = settings.deployments

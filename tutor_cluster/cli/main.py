@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     up = sub.add_parser("up", help="start local Ray, deploy the app, wait until ready; Ctrl-C stops it")
-    up.add_argument("--config", help="settings YAML (default: configs/default.yaml)")
+    up.add_argument("--config", help="settings YAML (default: $TUTOR_CONFIG or the shipped default.yaml)")
     up.add_argument("--port", type=int, help="HTTP port (overrides server.port)")
     up.add_argument("--timeout", type=float, default=600, help="seconds to wait for readiness (default 600)")
     up.set_defaults(func=commands.up)
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=commands.routing_train)
     export = routing_sub.add_parser("ledger-export", help="write the spend ledger to Parquet, partitioned by date")
     export.add_argument("--out", required=True, help="output folder (a Parquet dataset: date=YYYY-MM-DD/...)")
-    export.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or configs/default.yaml)")
+    export.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
     export.set_defaults(func=commands.routing_ledger_export)
 
     dash = sub.add_parser("dashboards", help="Grafana dashboards as code")

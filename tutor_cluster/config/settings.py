@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +25,11 @@ from tutor_cluster.config.learner import MemoryConfig
 from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.config.telemetry import TelemetrySettings
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-DEFAULT_FILE = REPO_CONFIGS / "default.yaml"
+#: Shipped defaults (package data): settings files and the sample curriculum.
+SHIPPED = Path(str(resources.files("tutor_cluster") / "defaults"))
+SHIPPED_CONFIGS = SHIPPED / "configs"
+SAMPLE_CURRICULUM = SHIPPED / "curriculum"
+DEFAULT_FILE = SHIPPED_CONFIGS / "default.yaml"
 
 
 class ConfigError(ValueError):
@@ -163,10 +167,18 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
     return applied
 
 
+def resolve_config(path: str | Path) -> Path:
+    """A settings file by path; a bare name that is no file here (``production.yaml``) names a shipped one."""
+    file = Path(path).expanduser()
+    if not file.exists() and file.name == str(path) and (SHIPPED_CONFIGS / file.name).is_file():
+        return SHIPPED_CONFIGS / file.name
+    return file.resolve()
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Load and validate settings; raise :class:`ConfigError` with one clear line on any problem."""
     env = os.environ if env is None else env
-    file = Path(path or constants.DEFAULT_CONFIG or DEFAULT_FILE).resolve()
+    file = resolve_config(path or constants.DEFAULT_CONFIG or DEFAULT_FILE)
     raw = _read_yaml(file)
     if raw is None:
         raw = {}

@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Re-embed a curriculum folder into a new Qdrant version and swap the alias.")
     p.add_argument("--source", required=True, help="Curriculum folder (*.jsonl, *.md).")
     p.add_argument("--full", action="store_true", help="Embed every chunk, not only new or changed ones.")
-    p.add_argument("--config", help="Settings file (default: $TUTOR_CONFIG or configs/default.yaml).")
+    p.add_argument("--config", help="Settings file (default: $TUTOR_CONFIG or the shipped default.yaml).")
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray).")
     p.add_argument("--actors", type=int, default=1, help="Embedding actors (default 1).")
     p.add_argument("--threads", type=int, default=None, help="Torch threads per actor (default: cores/actors).")

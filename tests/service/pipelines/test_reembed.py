@@ -18,6 +18,7 @@ import pytest
 from tests import REPO_ROOT
 from tests.service import local_ray
 from tutor_cluster.config.knowledge import KnowledgeSettings, VectorStoreConfig
+from tutor_cluster.config.settings import SHIPPED_CONFIGS
 from tutor_cluster.knowledge.chunking import chunk_curriculum
 from tutor_cluster.knowledge.curriculum import load_curriculum
 from tutor_cluster.knowledge.retriever import Retriever
@@ -102,7 +103,7 @@ def _cli(args: list[str], **kw) -> subprocess.Popen:
 
 def _config(tmp: Path) -> Path:
     cfg = tmp / "settings.yaml"
-    cfg.write_text(f"catalogue: {REPO / 'configs/models.yaml'}\nknowledge:\n  store: {{path: {tmp / 'qdrant'}}}\n")
+    cfg.write_text(f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\nknowledge:\n  store: {{path: {tmp / 'qdrant'}}}\n")
     return cfg
 
 

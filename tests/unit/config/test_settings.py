@@ -8,7 +8,7 @@ import pytest
 from tutor_cluster.app.checks import check_settings
 from tutor_cluster.config.settings import (
     DEFAULT_FILE,
-    REPO_CONFIGS,
+    SHIPPED_CONFIGS,
     ConfigError,
     load_settings,
 )
@@ -21,7 +21,7 @@ def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 
 
 def _with_catalogue(body: str) -> str:
-    return body + f"\ncatalogue: {REPO_CONFIGS / 'models.yaml'}\nexercises: {REPO_CONFIGS / 'exercises.yaml'}\n"
+    return body + f"\ncatalogue: {SHIPPED_CONFIGS / 'models.yaml'}\nexercises: {SHIPPED_CONFIGS / 'exercises.yaml'}\n"
 
 
 def test_default_settings_load() -> None:
@@ -91,7 +91,7 @@ def test_cli_config_check_exits_2_with_one_line(tmp_path: Path, body: str, needl
 def test_cli_config_check_accepts_shipped_configs() -> None:
     for name in ("default.yaml", "production.yaml"):
         proc = subprocess.run(
-            [sys.executable, "-m", "tutor_cluster.cli.main", "config", "check", str(REPO_CONFIGS / name)],
+            [sys.executable, "-m", "tutor_cluster.cli.main", "config", "check", str(SHIPPED_CONFIGS / name)],
             capture_output=True, text=True, timeout=60,
         )
         assert proc.returncode == 0, proc.stderr

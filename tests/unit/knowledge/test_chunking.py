@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tests import REPO_ROOT
 from tutor_cluster.config.knowledge import ChunkingConfig
+from tutor_cluster.config.settings import SAMPLE_CURRICULUM
 from tutor_cluster.knowledge.chunking import chunk_curriculum, sections, split_text
 from tutor_cluster.knowledge.curriculum import load_curriculum
 
-SAMPLE = REPO_ROOT / "curriculum"
+SAMPLE = SAMPLE_CURRICULUM
 
 
 def test_sections_follow_the_heading_path_and_ignore_code_fences() -> None:

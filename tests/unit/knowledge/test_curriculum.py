@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import REPO_ROOT
+from tutor_cluster.config.settings import SAMPLE_CURRICULUM
 from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum
 
-SAMPLE = REPO_ROOT / "curriculum"
+SAMPLE = SAMPLE_CURRICULUM
 
 
 def test_sample_curriculum_loads() -> None:

@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tutor_cluster.config.routing import BudgetConfig, RoutingConfig
-from tutor_cluster.config.settings import REPO_CONFIGS, load_settings
+from tutor_cluster.config.settings import SHIPPED_CONFIGS, load_settings
 from tutor_cluster.edge.signals import EdgeSignals
 from tutor_cluster.routing.budgets import BudgetLedger
 from tutor_cluster.routing.decisions import LearnerFeatures
@@ -74,7 +74,7 @@ def test_train_cli_and_policy_from_config(tmp_path: Path) -> None:
         assert d.tier == tier and d.reason.startswith("learned: P(small suffices)") and d.features.p_small_ok is not None
 
     cfg = tmp_path / "settings.yaml"
-    cfg.write_text(f"catalogue: {REPO_CONFIGS / 'models.yaml'}\nrouting:\n  policy: learned\n"
+    cfg.write_text(f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\nrouting:\n  policy: learned\n"
                    f"  learned: {{model_path: {tmp_path / 'missing.json'}}}\n")
     bad = _cli("config", "check", str(cfg))
     assert bad.returncode == 2 and "model_path" in bad.stderr and "routing train" in bad.stderr
@@ -102,7 +102,7 @@ def test_ledger_export_round_trips_and_trains(tmp_path: Path) -> None:
                        "completion_tokens": 20, "cost": 0.00001, "currency": "USD", "policy": "cascade",
                        "reason": "cascade", "small_ok": r["small_ok"], "features": r["features"]})
     cfg = tmp_path / "settings.yaml"
-    cfg.write_text(f"catalogue: {REPO_CONFIGS / 'models.yaml'}\n"
+    cfg.write_text(f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\n"
                    f"routing:\n  budgets: {{sqlite_path: {tmp_path / 'b.db'}}}\n")
     out = tmp_path / "ledger"
     r = _cli("routing", "ledger-export", "--out", str(out), "--config", str(cfg))
