@@ -12,3 +12,23 @@ class Principal(BaseModel):
     tenant: str
     role: str
     scopes: frozenset[str]
+
+
+#: What a tenant name may be (API keys, JWT claims): it is part of every learner key.
+TENANT_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+#: Separates tenant and learner id in a learner key (learner ids cannot contain it).
+KEY_SEPARATOR = "/"
+
+
+def learner_key(tenant: str, learner_id: str) -> str:
+    """The key of a learner's records in every store: tenant-scoped, so the same learner id in two tenants is two
+    learners, and a caller can only ever name learners of its own tenant."""
+    if KEY_SEPARATOR in tenant or KEY_SEPARATOR in learner_id:
+        raise ValueError(f"tenant and learner ids cannot contain {KEY_SEPARATOR!r}")
+    return f"{tenant}{KEY_SEPARATOR}{learner_id}"
+
+
+def split_learner_key(key: str) -> tuple[str | None, str]:
+    """(tenant, learner id) of a learner key; tenant None for a record written before tenancy."""
+    tenant, sep, learner_id = key.partition(KEY_SEPARATOR)
+    return (tenant, learner_id) if sep else (None, key)

@@ -3,16 +3,19 @@ Router → core engines."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from tutor_cluster.api.gateway import Gateway
-from tutor_cluster.app.checks import check_settings
+from tutor_cluster.app.checks import check_learner_store, check_settings
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.core.engine import build_engine_app
 from tutor_cluster.edge.deployment import EdgeTier
 from tutor_cluster.knowledge.retriever import Knowledge
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.routing.router import Router
+
+log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings) -> Any:
@@ -37,4 +40,8 @@ def app_builder(args: dict[str, str]) -> Any:
     if unknown:
         raise ValueError(f"unknown application args {sorted(unknown)}; the only arg is 'config'")
     config = args.get("config")
-    return build_app(check_settings(load_settings(config), str(config or "settings")))
+    settings = check_settings(load_settings(config), str(config or "settings"))
+    warning = check_learner_store(settings, str(config or "settings"))
+    if warning:
+        log.warning(warning)
+    return build_app(settings)

@@ -1,5 +1,6 @@
 """Checks of a settings file that need more than its schema: the named policies exist and build (a ``learned``
-policy reads its model file). Loading settings builds nothing; the CLI and the app builder run these."""
+policy reads its model file), and the learner store holds no records from before tenancy. Loading settings
+builds nothing; the CLI and the app builder run these."""
 
 from __future__ import annotations
 
@@ -19,3 +20,26 @@ def check_settings(settings: Settings, source: str = "settings") -> Settings:
     except ValueError as exc:
         raise ConfigError(f"{source}: learner.next_exercise_policy: {exc}") from None
     return settings
+
+
+MIGRATE_HINT = "tutor-cluster learner migrate-tenancy --tenant TENANT"
+
+
+def check_learner_store(settings: Settings, source: str = "settings") -> str | None:
+    """:class:`ConfigError` when the learner store holds learners written before tenancy (keyed by learner id
+    alone: no tenant could see them, and the operator must say whose they are). Returns a warning instead when
+    the store cannot be reached (the service starts; memory calls answer 503 until it is back)."""
+    from tutor_cluster.learner.stores import open_store
+
+    try:
+        store = open_store(settings.learner.store)
+        try:
+            legacy = store.legacy_keys()
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001 - an unreachable store is the service's problem to report, later
+        return f"learner store not checked for pre-tenancy records: {type(exc).__name__}: {exc}"
+    if legacy:
+        raise ConfigError(f"{source}: learner.store holds {len(legacy)} learner(s) from before tenancy "
+                          f"(e.g. {legacy[0]!r}); assign them to their tenant first: {MIGRATE_HINT}")
+    return None

@@ -191,6 +191,39 @@ def policies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _learner_store(settings, source: str | None) -> None:  # noqa: ANN001
+    from tutor_cluster.app.checks import check_learner_store
+    from tutor_cluster.config.settings import ConfigError
+
+    try:
+        warning = check_learner_store(settings, str(source or "settings"))
+    except ConfigError as exc:
+        raise CliError(str(exc), 2) from None
+    if warning:
+        print(f"[up] warning: {warning}", file=sys.stderr, flush=True)
+
+
+def learner_migrate_tenancy(args: argparse.Namespace) -> int:
+    """Assign the learners written before tenancy (keyed by learner id alone) to one tenant."""
+    import re
+
+    from tutor_cluster.identity import TENANT_PATTERN
+    from tutor_cluster.learner.stores import open_store
+
+    if not re.fullmatch(TENANT_PATTERN, args.tenant):
+        raise CliError(f"--tenant: {args.tenant!r} is not a tenant name (letters, digits, '.', '_', '-')", 2)
+    settings = _settings(args.config)
+    store = open_store(settings.learner.store)
+    try:
+        moved = store.migrate_legacy(args.tenant)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"moved {moved} learner(s) under tenant {args.tenant!r}")
+    return 0
+
+
 def up(args: argparse.Namespace) -> int:
     from tutor_cluster.app import local
 
@@ -201,6 +234,7 @@ def up(args: argparse.Namespace) -> int:
     if not local.port_free(settings.server.host, settings.server.port):
         raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
     _curriculum(settings)  # before anything starts: a bad curriculum is exit 2, not a half-started service
+    _learner_store(settings, args.config)
     settings, key = local.with_local_key(settings)
     flag = local.StopFlag()  # installed again once Ray is up: ray.init replaces SIGTERM handlers
     print("[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)

@@ -17,7 +17,8 @@ class ApiKey(BaseModel):
 
     id: str = Field(description="Name of the key (appears in logs and the ledger, never the key itself).")
     sha256: str = Field(description="Hex SHA-256 of the key; make one with `tutor-cluster keys hash`.")
-    tenant: str = Field(default="default", description="Tenant the key belongs to (budgets, data scoping).")
+    tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                        description="Tenant the key belongs to: it sees only this tenant's learners; budgets.")
     role: Literal["learner", "teacher", "admin", "service"] = Field(default="service", description="Caller's role.")
     scopes: list[Scope] = Field(default_factory=lambda: ["tutor", "chat"], description="Routes this key may call.")
 

@@ -136,9 +136,12 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _include(value: Any, base: Path, key: str, source: str) -> tuple[Any, str]:
-    """A string value names a YAML file relative to ``base``; return its content and where it came from."""
+    """A string value names a YAML file relative to ``base`` (a bare name that is no file there: a shipped one);
+    return its content and where it came from."""
     if isinstance(value, str):
         path = (base / value).resolve()
+        if not path.exists() and Path(value).name == value and (SHIPPED_CONFIGS / value).is_file():
+            path = SHIPPED_CONFIGS / value
         data = _read_yaml(path)
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path}: expected a mapping at the top level")
@@ -170,7 +173,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[str]:
 def resolve_config(path: str | Path) -> Path:
     """A settings file by path; a bare name that is no file here (``production.yaml``) names a shipped one."""
     file = Path(path).expanduser()
-    if not file.exists() and file.name == str(path) and (SHIPPED_CONFIGS / file.name).is_file():
+    if not file.exists() and str(path) == file.name and (SHIPPED_CONFIGS / file.name).is_file():
         return SHIPPED_CONFIGS / file.name
     return file.resolve()
 

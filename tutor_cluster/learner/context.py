@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutor_cluster.config.learner import MemoryPolicy
+from tutor_cluster.identity import split_learner_key
 from tutor_cluster.learner.bkt import step as bkt_step
 
 _LANG = r"^[a-z]{2,3}(-[A-Z]{2})?$"
@@ -56,7 +57,8 @@ class SkillState(BaseModel):
 class LearnerContext(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    learner_id: str
+    learner_id: str = Field(description="The learner's id within its tenant.")
+    tenant: str | None = Field(default=None, description="The learner's tenant (None: written before tenancy).")
     version: int = 0
     skills: dict[str, SkillState] = Field(default_factory=dict)
     misconceptions: dict[str, Misconception] = Field(default_factory=dict)
@@ -79,9 +81,11 @@ class LearnerUpdate(BaseModel):
     preferences: Preferences | None = Field(default=None, description="Fields set here replace the stored ones.")
 
 
-def new_context(learner_id: str, now: float | None = None) -> LearnerContext:
+def new_context(key: str, now: float | None = None) -> LearnerContext:
+    """A new learner's context; ``key`` is its learner key (``tenant/learner_id``)."""
     t = time.time() if now is None else now
-    return LearnerContext(learner_id=learner_id, created_at=t, updated_at=t)
+    tenant, learner_id = split_learner_key(key)
+    return LearnerContext(learner_id=learner_id, tenant=tenant, created_at=t, updated_at=t)
 
 
 def apply_update(ctx: LearnerContext, upd: LearnerUpdate, policy: MemoryPolicy, now: float | None = None) -> LearnerContext:

@@ -1,6 +1,6 @@
 """Learner memory: a fixed set of named Ray actors, each caching contexts (LRU) in front of a durable store.
 
-Learners are assigned to actors by consistent hashing of the (pseudonymous) learner id, so one learner's
+Learners are assigned to actors by consistent hashing of the learner key (``tenant/learner_id``), so one learner's
 updates are serialised by one actor. Writes go through to the store and are acknowledged only once durable;
 the cache changes only after the commit, so no reader ever sees a half-applied update. Actors restart
 automatically (``max_restarts=-1``) and rebuild lazily from the store; calls in flight when an actor dies are
@@ -35,57 +35,57 @@ class LearnerMemoryActor:
         self._stats = {"hits": 0, "misses": 0, "applied": 0, "duplicates": 0, "store_errors": 0}
         self._metrics = Metrics()
 
-    def _lock_for(self, learner_id: str) -> threading.Lock:
+    def _lock_for(self, key: str) -> threading.Lock:
         with self._cache_lock:
-            return self._learner_locks.setdefault(learner_id, threading.Lock())
+            return self._learner_locks.setdefault(key, threading.Lock())
 
-    def _cache_put(self, ctx: LearnerContext) -> None:
+    def _cache_put(self, key: str, ctx: LearnerContext) -> None:
         with self._cache_lock:
-            self._cache[ctx.learner_id] = ctx
-            self._cache.move_to_end(ctx.learner_id)
+            self._cache[key] = ctx
+            self._cache.move_to_end(key)
             while len(self._cache) > self._config.cache_capacity:
                 evicted, _ = self._cache.popitem(last=False)
                 self._learner_locks.pop(evicted, None)
 
-    def _cached(self, learner_id: str) -> LearnerContext | None:
+    def _cached(self, key: str) -> LearnerContext | None:
         with self._cache_lock:
-            ctx = self._cache.get(learner_id)
+            ctx = self._cache.get(key)
             if ctx is not None:
-                self._cache.move_to_end(learner_id)
+                self._cache.move_to_end(key)
                 self._stats["hits"] += 1
                 self._metrics.inc("tutor_memory_reads", result="hit")
             return ctx
 
-    def get(self, learner_id: str) -> LearnerContext | None:
+    def get(self, key: str) -> LearnerContext | None:
         """Served from memory when cached; else read from the store (StoreUnavailable if it is down)."""
-        ctx = self._cached(learner_id)
+        ctx = self._cached(key)
         if ctx is not None:
             return ctx
         self._stats["misses"] += 1
         self._metrics.inc("tutor_memory_reads", result="miss")
         try:
-            ctx = self._store.get(learner_id)
+            ctx = self._store.get(key)
         except StoreUnavailable:
             self._stats["store_errors"] += 1
             raise
         if ctx is not None:
-            self._cache_put(ctx)
+            self._cache_put(key, ctx)
         return ctx
 
-    def apply(self, learner_id: str, update: LearnerUpdate) -> Applied:
+    def apply(self, key: str, update: LearnerUpdate) -> Applied:
         """Apply durably, then cache. Returns (before, after, applied); applied is False for a repeated turn id."""
         policy = self._config.policy
 
         def fn(current: LearnerContext | None, upd: LearnerUpdate) -> LearnerContext:
-            return apply_update(current or new_context(learner_id), upd, policy)
+            return apply_update(current or new_context(key), upd, policy)
 
-        with self._lock_for(learner_id):
+        with self._lock_for(key):
             try:
-                result = self._store.apply(learner_id, update, fn)
+                result = self._store.apply(key, update, fn)
             except StoreUnavailable:
                 self._stats["store_errors"] += 1
                 raise
-            self._cache_put(result.after)
+            self._cache_put(key, result.after)
         self._stats["applied" if result.applied else "duplicates"] += 1
         return result
 
@@ -169,16 +169,16 @@ class LearnerMemory:
             retired.append(name)
         return retired
 
-    def actor_for(self, learner_id: str) -> Any:
-        return self._actors[self._ring.owner(learner_id)]
+    def actor_for(self, key: str) -> Any:
+        return self._actors[self._ring.owner(key)]
 
-    def get(self, learner_id: str) -> Any:
+    def get(self, key: str) -> Any:
         """ObjectRef of LearnerContext | None (await it, or ray.get)."""
-        return self.actor_for(learner_id).get.remote(learner_id)
+        return self.actor_for(key).get.remote(key)
 
-    def apply(self, learner_id: str, update: LearnerUpdate) -> Any:
+    def apply(self, key: str, update: LearnerUpdate) -> Any:
         """ObjectRef of :class:`Applied` (before, after, applied)."""
-        return self.actor_for(learner_id).apply.remote(learner_id, update)
+        return self.actor_for(key).apply.remote(key, update)
 
     @property
     def actors(self) -> list[Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from tutor_cluster.config.learner import StoreConfig
+from tutor_cluster.identity import KEY_SEPARATOR, learner_key
 from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
 
 UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
@@ -44,7 +45,15 @@ class LearnerStore(Protocol):
 
     def ping(self) -> bool: ...
 
+    def legacy_keys(self) -> list[str]: ...
+
+    def migrate_legacy(self, tenant: str) -> int: ...
+
     def close(self) -> None: ...
+
+
+def _adopt(ctx: LearnerContext, tenant: str) -> LearnerContext:
+    return ctx.model_copy(update={"tenant": tenant})
 
 
 class SQLiteStore:
@@ -102,6 +111,32 @@ class SQLiteStore:
         with self._lock:
             rows = self._db.execute("SELECT turn_id FROM turns WHERE learner_id = ?", (learner_id,)).fetchall()
         return {r[0] for r in rows}
+
+    def legacy_keys(self) -> list[str]:
+        """Learners written before tenancy (their key has no tenant)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM learners WHERE instr(id, ?) = 0", (KEY_SEPARATOR,)).fetchall()
+        return [r[0] for r in rows]
+
+    def migrate_legacy(self, tenant: str) -> int:
+        """Move every pre-tenancy learner (and its applied turn ids) under ``tenant``, in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute("SELECT id, ctx FROM learners WHERE instr(id, ?) = 0",
+                                        (KEY_SEPARATOR,)).fetchall()
+                for old, raw in rows:
+                    new = learner_key(tenant, old)
+                    if self._db.execute("SELECT 1 FROM learners WHERE id = ?", (new,)).fetchone():
+                        raise ValueError(f"learner {new!r} exists already; nothing was migrated")
+                    ctx = _adopt(LearnerContext.model_validate_json(raw), tenant)
+                    self._db.execute("UPDATE learners SET id = ?, ctx = ? WHERE id = ?", (new, ctx.model_dump_json(), old))
+                    self._db.execute("UPDATE turns SET learner_id = ? WHERE learner_id = ?", (new, old))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
 
     def ping(self) -> bool:
         try:
@@ -172,6 +207,37 @@ class RedisStore:
             return {t.decode() for t in self._redis.zrange(turns, 0, -1)}
         except self._errors as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def legacy_keys(self) -> list[str]:
+        """Learners written before tenancy (their key has no tenant)."""
+        head = f"{self._prefix}:learner:{{"
+        out = []
+        for raw in self._redis.scan_iter(match=f"{head}*}}", count=1000):
+            inner = raw.decode()[len(head):-1]
+            if KEY_SEPARATOR not in inner:
+                out.append(inner)
+        return out
+
+    def migrate_legacy(self, tenant: str) -> int:
+        """Move every pre-tenancy learner (and its applied turn ids) under ``tenant``; per learner atomic
+        (MULTI/EXEC), so a rerun after an interruption finishes the rest."""
+        moved = 0
+        for old in self.legacy_keys():
+            (key, turns), (new_key, new_turns) = self._keys(old), self._keys(learner_key(tenant, old))
+            if self._redis.exists(new_key):
+                raise ValueError(f"learner {learner_key(tenant, old)!r} exists already; stopped after {moved}")
+            raw = self._redis.hget(key, "ctx")
+            if raw is None:
+                continue
+            ctx = _adopt(LearnerContext.model_validate_json(raw), tenant)
+            with self._redis.pipeline() as pipe:  # MULTI/EXEC: old keys gone exactly when new ones exist
+                pipe.hset(key, "ctx", ctx.model_dump_json())
+                pipe.rename(key, new_key)
+                if self._redis.exists(turns):
+                    pipe.rename(turns, new_turns)
+                pipe.execute()
+            moved += 1
+        return moved
 
     def ping(self) -> bool:
         try:

@@ -13,6 +13,7 @@ from ray.exceptions import RayError
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
 from tutor_cluster.errors import NotFound, Unavailable
+from tutor_cluster.identity import Principal, learner_key
 from tutor_cluster.learner import policies as learner_policies
 from tutor_cluster.learner.context import (
     LearnerContext,
@@ -52,11 +53,10 @@ class LearnerService:
             raise Unavailable(f"learner memory is unavailable ({type(exc).__name__}); nothing was written, "
                               "retry shortly", kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
 
-    async def _context(self, learner_id: str) -> LearnerContext | None:
-        return await self._memory_call(self._memory.get(learner_id))
-
-    async def _known_learner(self, learner_id: str) -> LearnerContext:
-        ctx = await self._context(learner_id)
+    async def _known_learner(self, principal: Principal, learner_id: str) -> LearnerContext:
+        """The learner of the caller's tenant; another tenant's learner is as unknown as one that never was
+        (404, no existence oracle): the key is built from the principal, never from the request."""
+        ctx = await self._memory_call(self._memory.get(learner_key(principal.tenant, learner_id)))
         if ctx is None:
             raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
         return ctx
@@ -72,17 +72,18 @@ class LearnerService:
             recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
         )
 
-    async def learner(self, learner_id: str) -> LearnerView:
-        return self.learner_view(await self._known_learner(learner_id))
+    async def learner(self, principal: Principal, learner_id: str) -> LearnerView:
+        return self.learner_view(await self._known_learner(principal, learner_id))
 
-    async def set_preferences(self, learner_id: str, prefs: Preferences, key: str | None) -> LearnerView:
-        await self._known_learner(learner_id)
+    async def set_preferences(self, principal: Principal, learner_id: str, prefs: Preferences,
+                              key: str | None) -> LearnerView:
+        await self._known_learner(principal, learner_id)
         update = LearnerUpdate(turn_id=key or f"prefs-{uuid.uuid4().hex}", preferences=prefs)
-        result = await self._memory_call(self._memory.apply(learner_id, update))
+        result = await self._memory_call(self._memory.apply(learner_key(principal.tenant, learner_id), update))
         return self.learner_view(result.after)
 
-    async def next_exercise(self, learner_id: str) -> Recommendation:
-        ctx = await self._known_learner(learner_id)
+    async def next_exercise(self, principal: Principal, learner_id: str) -> Recommendation:
+        ctx = await self._known_learner(principal, learner_id)
         rec = self._next(ctx, self.settings.exercises, self.settings.learner.policy)
         if rec is None:
             raise NotFound("every skill with exercises is mastered", field="learner_id")
@@ -111,7 +112,7 @@ class LearnerService:
         return LearnerFeatures(mastery=state.mastery if state else None, attempts=state.attempts if state else 0,
                                misconceptions=wrongs)
 
-    async def remember(self, body: TurnRequest, turn_id: str,
+    async def remember(self, principal: Principal, body: TurnRequest, turn_id: str,
                         edge: EdgeResult) -> tuple[LearnerContext | None, LearnerContext, MemoryReceipt,
                                                    MasteryChange | None]:
         """Write the turn to learner memory (durable before the reply): graded outcome, misconceptions, summary.
@@ -125,7 +126,8 @@ class LearnerService:
             summary=TurnSummary(turn_id=turn_id, at=time.time(), skill=sig.skill, intent=sig.intent,
                                 correct=check.correct if check else None, summary=sig.text[:200]),
         )
-        before, after, applied = await self._memory_call(self._memory.apply(body.learner_id, update))
+        key = learner_key(principal.tenant, body.learner_id)  # the caller's tenant, never one from the body
+        before, after, applied = await self._memory_call(self._memory.apply(key, update))
         change = None
         if graded and sig.skill in after.skills:
             policy = self.settings.learner.policy

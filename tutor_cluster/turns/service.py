@@ -99,7 +99,7 @@ class TurnService:
         turn_id = body.turn_id or uuid.uuid4().hex
         edge, edge_ms = await t.analyse(body.message, body.exercise_id)
         t_mem = t.clock()
-        before, after, receipt, change = await t.learners.remember(body, turn_id, edge)
+        before, after, receipt, change = await t.learners.remember(principal, body, turn_id, edge)
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from tutor_cluster.config.learner import MemoryPolicy
+from tutor_cluster.identity import learner_key
 from tutor_cluster.learner.context import LearnerUpdate, apply_update, new_context
 from tutor_cluster.learner.stores import RedisStore, SQLiteStore, StoreUnavailable
 
@@ -75,3 +76,30 @@ def test_unreachable_redis_fails_fast_with_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         store.get("x")
     assert store.ping() is False
+
+
+def test_tenant_keys_keep_the_same_learner_id_apart(store) -> None:
+    a, b = learner_key("acme", "student-1"), learner_key("globex", "student-1")
+    store.apply(a, LearnerUpdate(turn_id="t1", skill="s", correct=True), _fn(a))
+    store.apply(a, LearnerUpdate(turn_id="t2", skill="s", correct=True), _fn(a))
+    _, other, applied = store.apply(b, LearnerUpdate(turn_id="t1", skill="s", correct=False), _fn(b))
+    assert applied and other.version == 1 and other.tenant == "globex" and other.learner_id == "student-1"
+    assert store.get(a).version == 2 and store.get(a).tenant == "acme" and store.get(b).skills["s"].correct == 0
+    assert store.legacy_keys() == []
+
+
+def test_records_from_before_tenancy_are_found_and_moved_under_their_tenant(store) -> None:
+    store.apply("old-1", LearnerUpdate(turn_id="t1", skill="s", correct=True), _fn("old-1"))  # no tenant in the key
+    store.apply("old-2", LearnerUpdate(turn_id="t1", skill="s", correct=False), _fn("old-2"))
+    current = learner_key("acme", "new-1")
+    store.apply(current, LearnerUpdate(turn_id="t1"), _fn(current))
+    assert sorted(store.legacy_keys()) == ["old-1", "old-2"]
+    assert store.migrate_legacy("acme") == 2
+    assert store.legacy_keys() == [] and store.get("old-1") is None
+    moved = store.get(learner_key("acme", "old-1"))
+    assert moved.tenant == "acme" and moved.learner_id == "old-1" and moved.skills["s"].correct == 1
+    assert store.applied_turns(learner_key("acme", "old-1")) == {"t1"}  # the idempotency record moved with it
+    _, again, applied = store.apply(learner_key("acme", "old-1"), LearnerUpdate(turn_id="t1", skill="s", correct=True),
+                                    _fn(learner_key("acme", "old-1")))
+    assert not applied and again.version == moved.version
+    assert store.migrate_legacy("acme") == 0  # a rerun finds nothing left

@@ -90,3 +90,32 @@ def test_learner_fit_bkt_bad_log_exits_2_naming_the_line(tmp_path, content, need
     log.write_text(content)
     proc = _cli("learner", "fit-bkt", str(log))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
+
+
+def test_learners_from_before_tenancy_stop_up_until_migrated(tmp_path) -> None:
+    from tutor_cluster.config.learner import MemoryPolicy
+    from tutor_cluster.learner.context import LearnerUpdate, apply_update, new_context
+    from tutor_cluster.learner.stores import SQLiteStore
+
+    db = tmp_path / "learners.db"
+    store = SQLiteStore(db)  # a learner written the way every learner was before tenancy: keyed by its id alone
+    store.apply("student-1", LearnerUpdate(turn_id="t1", skill="s", correct=True),
+                lambda cur, upd: apply_update(cur or new_context("student-1"), upd, MemoryPolicy()))
+    store.close()
+    config = tmp_path / "settings.yaml"
+    config.write_text(f"catalogue: models.yaml\nlearner:\n  store: {{backend: sqlite, sqlite_path: {db}}}\n"
+                      "knowledge: {enabled: false}\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"TUTOR_STATE_DIR": str(tmp_path / "state")}
+    up = _cli("up", "--config", str(config), "--port", str(port), env=env)
+    assert up.returncode == 2 and up.stderr.strip().count("\n") == 0, up.stderr  # one line, nothing started
+    assert "1 learner(s) from before tenancy" in up.stderr and "learner migrate-tenancy --tenant" in up.stderr
+    bad = _cli("learner", "migrate-tenancy", "--tenant", "a/b", "--config", str(config))
+    assert bad.returncode == 2 and "--tenant" in bad.stderr
+    moved = _cli("learner", "migrate-tenancy", "--tenant", "acme", "--config", str(config))
+    assert moved.returncode == 0 and "moved 1 learner(s) under tenant 'acme'" in moved.stdout
+    store = SQLiteStore(db)
+    assert store.legacy_keys() == [] and store.get("acme/student-1").skills["s"].correct == 1
+    store.close()

@@ -14,6 +14,7 @@ from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.edge.deployment import EdgeTier
 from tutor_cluster.errors import BudgetExhausted, InvalidInput, NotFound, Unavailable
 from tutor_cluster.identity import Principal
+from tutor_cluster.learner.context import Preferences
 from tutor_cluster.learner.memory import LearnerMemoryActor
 from tutor_cluster.routing.events import DeltaEvent, RouteEvent
 from tutor_cluster.routing.router import RouterCore
@@ -26,6 +27,7 @@ from tutor_cluster.turns.service import Tiers, TurnService
 from tutor_cluster.turns.types import ChatAnswer, ChatInput, TurnDone, TurnRequest, TurnResult, TurnStream
 
 ACME = Principal(key_id="k", tenant="acme", role="service", scopes=frozenset({"tutor", "chat"}))
+GLOBEX = Principal(key_id="g", tenant="globex", role="service", scopes=frozenset({"tutor", "chat"}))
 ANSWER = "Write both fractions with denominator 4 first."
 
 
@@ -69,14 +71,20 @@ def _settings(tmp_path: Path, **routing: Any) -> Settings:
 
 
 def _services(tmp_path: Path, engine: Any = None, **routing: Any) -> tuple[TurnService, ChatService, _Recorded]:
+    turns, chat, metrics, _ = _with_learners(tmp_path, engine, **routing)
+    return turns, chat, metrics
+
+
+def _with_learners(tmp_path: Path, engine: Any = None,
+                   **routing: Any) -> tuple[TurnService, ChatService, _Recorded, LearnerService]:
     settings = _settings(tmp_path, **routing)
     engines = {name: engine or FixedAnswer(ANSWER) for name in settings.catalogue.engines}
     router = RouterCore(settings.routing, settings.catalogue, engines)
     metrics = _Recorded()
+    learners = LearnerService(settings, _Memory(settings))
     tiers = Tiers(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)), InProcess(router),
-                  LearnerService(settings, _Memory(settings)), None,
-                  TurnRecorder(metrics, EventSink(settings.telemetry.events)), trace=lambda: None)
-    return TurnService(tiers), ChatService(tiers), metrics
+                  learners, None, TurnRecorder(metrics, EventSink(settings.telemetry.events)), trace=lambda: None)
+    return TurnService(tiers), ChatService(tiers), metrics, learners
 
 
 def _turn(**fields: Any) -> TurnRequest:
@@ -141,3 +149,18 @@ def test_chat_answers_through_the_same_tiers(tmp_path: Path) -> None:
                                              model="auto"), ACME, stream=False))
     assert isinstance(answer, ChatAnswer) and answer.text.split() == ANSWER.split()
     assert answer.model in ("tutor-small", "tutor-core") and answer.tutor["tier"] in ("small", "core")
+
+
+def test_learners_belong_to_the_callers_tenant(tmp_path: Path) -> None:
+    turns, _, _, learners = _with_learners(tmp_path)
+    mine = asyncio.run(turns.turn(_turn(learner_id="student-1", message="3/4", exercise_id="frac-add-1"), ACME))
+    assert mine.memory.version == 1
+    for call in (learners.learner(GLOBEX, "student-1"), learners.next_exercise(GLOBEX, "student-1"),
+                 learners.set_preferences(GLOBEX, "student-1", Preferences(pace="slow"), None)):
+        with pytest.raises(NotFound):  # another tenant's learner is as unknown as one that never was
+            asyncio.run(call)
+    theirs = asyncio.run(turns.turn(_turn(learner_id="student-1", message="2/6", exercise_id="frac-add-1"), GLOBEX))
+    assert theirs.memory.version == 1 and theirs.check.correct is False  # a second, independent learner
+    acme = asyncio.run(learners.learner(ACME, "student-1"))
+    assert acme.version == 1 and acme.skills["fractions.add"].correct == 1 and acme.preferences == {}
+    assert asyncio.run(learners.learner(GLOBEX, "student-1")).skills["fractions.add"].correct == 0
