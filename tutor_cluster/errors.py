@@ -44,6 +44,12 @@ class Unavailable(TutorError):
     kind = "unavailable"
 
 
+class Forbidden(TutorError):
+    """The caller may not do this (a scope or role it lacks)."""
+
+    kind = "forbidden"
+
+
 class BudgetExhausted(TutorError):
     """A spending budget has no room left; it resets after ``retry_after_s``."""
 

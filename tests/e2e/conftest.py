@@ -70,6 +70,8 @@ class SocketWatch:
     def report(self) -> str:
         return "\n".join(sorted(str(s) for s in self.exposed))
 
+#: Two schools with a key each (tutor scope): the tenancy tests use them.
+TENANTS = ("acme", "globex")
 
 @dataclass
 class Service:
@@ -85,6 +87,7 @@ class Service:
     pid: int = 0      # the `up` process: a session leader, so its Ray processes share its session id
     sockets: SocketWatch | None = field(default=None, repr=False)
     start_s: float = 0.0  # how long `up` took to become ready on this machine, in this run
+    tenant_keys: dict[str, str] = field(default_factory=dict)  # tenant → a 'tutor' key of that tenant
 
     def patience(self, quiet_s: float) -> float:
         """A wait bound scaled by this machine's measured slowness: ``quiet_s`` is enough when `up` is ready in
@@ -128,6 +131,7 @@ def _free_port() -> int:
 def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     key, chat_key = new_key(), new_key()
+    tenant_keys = {tenant: new_key() for tenant in TENANTS}
     port, dashboard_port, metrics_port = _free_port(), _free_port(), _free_port()
     config = tmp / "settings.yaml"
     config.write_text(
@@ -135,6 +139,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         "auth:\n  api_keys:\n"
         f"    - {{id: test-admin, sha256: {hash_key(key)}, role: admin, scopes: [tutor, chat, admin]}}\n"
         f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
+        + "".join(f"    - {{id: test-{t}, sha256: {hash_key(k)}, tenant: {t}, scopes: [tutor]}}\n"
+                  for t, k in tenant_keys.items()) +
         f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\n"
         f"exercises: {SHIPPED_CONFIGS / 'exercises.yaml'}\n"
         f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}, metrics_export_port: {metrics_port}}}\n"
@@ -162,7 +168,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         )
     svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, config=config,
                   dashboard=f"http://127.0.0.1:{dashboard_port}", metrics=f"http://127.0.0.1:{metrics_port}/metrics",
-                  events=tmp / "events", env=env, pid=proc.pid)
+                  events=tmp / "events", env=env, pid=proc.pid, tenant_keys=tenant_keys)
     svc.sockets = SocketWatch(proc.pid).start()  # from the first moment: start-up opens most sockets
     deadline = time.monotonic() + START_TIMEOUT_S
     try:

@@ -35,9 +35,11 @@ class FixedAnswer(Engine):
 
     def __init__(self, text: str = "Try a common denominator.") -> None:
         self.text, self.calls = text, 0
+        self.requests: list[Any] = []  # what the engine was asked: the prompt as it crossed the engine boundary
 
-    def remote(self, _request):
+    def remote(self, request):
         self.calls += 1
+        self.requests.append(request)
         chunks = [{"choices": [{"delta": {"content": w + " "}, "finish_reason": None}]} for w in self.text.split()]
         chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}],
                        "usage": {"prompt_tokens": 40, "completion_tokens": len(chunks)}})

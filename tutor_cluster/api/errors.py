@@ -13,11 +13,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tutor_cluster.api.protocol import UNSUPPORTED, render_error
-from tutor_cluster.errors import BudgetExhausted, InvalidInput, NotFound, Rejected, TutorError, Unavailable
+from tutor_cluster.errors import (
+    BudgetExhausted,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Rejected,
+    TutorError,
+    Unavailable,
+)
 
 #: HTTP status of each domain error (the most specific class that matches wins).
 STATUS_OF: dict[type[TutorError], int] = {
-    NotFound: 404, InvalidInput: 422, Rejected: 400, BudgetExhausted: 429, Unavailable: 503,
+    NotFound: 404, InvalidInput: 422, Rejected: 400, Forbidden: 403, BudgetExhausted: 429, Unavailable: 503,
 }
 
 

@@ -87,24 +87,6 @@ def keys_hash(args: argparse.Namespace) -> int:
     return 0
 
 
-def learner_fit_bkt(args: argparse.Namespace) -> int:
-    """Print a `learner.policy.bkt_by_skill` settings block fitted from the log."""
-    from pathlib import Path
-
-    import yaml
-
-    from tutor_cluster.learner.fitting import LogError, fit_log
-
-    try:
-        fitted = fit_log(Path(args.log), fit_forget=args.fit_forget)
-    except LogError as exc:
-        raise CliError(str(exc), 2) from None
-    block = {"learner": {"policy": {"bkt_by_skill": {
-        skill: {k: round(v, 6) for k, v in p.model_dump().items()} for skill, p in fitted.items()}}}}
-    print(yaml.safe_dump(block, sort_keys=False), end="")
-    return 0
-
-
 def routing_train(args: argparse.Namespace) -> int:
     """Fit the learned routing policy; print its calibration."""
     from tutor_cluster.routing.learned import fit, read_outcomes
@@ -201,27 +183,6 @@ def _learner_store(settings, source: str | None) -> None:  # noqa: ANN001
         raise CliError(str(exc), 2) from None
     if warning:
         print(f"[up] warning: {warning}", file=sys.stderr, flush=True)
-
-
-def learner_migrate_tenancy(args: argparse.Namespace) -> int:
-    """Assign the learners written before tenancy (keyed by learner id alone) to one tenant."""
-    import re
-
-    from tutor_cluster.identity import TENANT_PATTERN
-    from tutor_cluster.learner.stores import open_store
-
-    if not re.fullmatch(TENANT_PATTERN, args.tenant):
-        raise CliError(f"--tenant: {args.tenant!r} is not a tenant name (letters, digits, '.', '_', '-')", 2)
-    settings = _settings(args.config)
-    store = open_store(settings.learner.store)
-    try:
-        moved = store.migrate_legacy(args.tenant)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        store.close()
-    print(f"moved {moved} learner(s) under tenant {args.tenant!r}")
-    return 0
 
 
 def up(args: argparse.Namespace) -> int:

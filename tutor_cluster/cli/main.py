@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from tutor_cluster.cli import commands
+from tutor_cluster.cli import learner as learner_commands
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     fitp = learner_sub.add_parser("fit-bkt", help="fit BKT parameters per skill by EM from an interaction log")
     fitp.add_argument("log", help="JSON lines: {learner_id, skill, correct}, in time order")
     fitp.add_argument("--fit-forget", action="store_true", help="also fit P(forget) (default: fixed at 0)")
-    fitp.set_defaults(func=commands.learner_fit_bkt)
+    fitp.set_defaults(func=learner_commands.learner_fit_bkt)
     mig = learner_sub.add_parser("migrate-tenancy", help="assign learners stored before tenancy to one tenant")
     mig.add_argument("--tenant", required=True, help="the tenant those learners belong to")
     mig.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
-    mig.set_defaults(func=commands.learner_migrate_tenancy)
+    mig.set_defaults(func=learner_commands.learner_migrate_tenancy)
 
     routing = sub.add_parser("routing", help="routing: train the learned policy, export the spend ledger")
     routing_sub = routing.add_subparsers(dest="routing_command", required=True, parser_class=_Parser)

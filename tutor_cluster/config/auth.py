@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Scope = Literal["tutor", "chat", "admin"]
+#: tutor: /v1/tutor, /v1/learners, /v1/curriculum; chat: /v1/chat, /v1/models; admin: /v1/admin; system_prompt: may
+#: send ``system``/``developer`` messages in a chat request (instructions to the model, so not for every client).
+Scope = Literal["tutor", "chat", "admin", "system_prompt"]
 
 
-ALL_SCOPES: tuple[Scope, ...] = ("tutor", "chat", "admin")
+ALL_SCOPES: tuple[Scope, ...] = ("tutor", "chat", "admin", "system_prompt")
 
 
 class ApiKey(BaseModel):

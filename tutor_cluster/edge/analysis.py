@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from tutor_cluster.config.edge import EdgeConfig, Exercise, ExerciseSet
 from tutor_cluster.edge import code as code_check
@@ -130,13 +131,17 @@ def _feedback(exercise: Exercise, check: Check) -> EdgeReply:
     )
 
 
-def analyse(message: str, exercise_id: str | None, exercises: ExerciseSet, config: EdgeConfig) -> EdgeResult:
-    """Everything the edge does for one turn. Raises :class:`EdgeInputError` for uncheckable submissions."""
+def analyse(message: str, exercise_id: str | None, exercises: ExerciseSet, config: EdgeConfig,
+            history: Sequence[str] = ()) -> EdgeResult:
+    """Everything the edge does for one turn. ``history``: the learner's earlier messages of a conversation
+    (chat), screened like ``message`` — an injection in any of them refuses the turn, PII is redacted in all.
+    Raises :class:`EdgeInputError` for uncheckable submissions."""
     exercise = exercises.get(exercise_id) if exercise_id else None
     if exercise_id and exercise is None:
         raise EdgeInputError("exercise_id", f"unknown exercise {exercise_id!r}")
     text, redacted = redact_pii(message) if config.redact_pii else (message, 0)
-    injection = looks_like_injection(message)
+    injection = looks_like_injection(message) or any(looks_like_injection(h) for h in history)
+    screened = [redact_pii(h)[0] if config.redact_pii else h for h in history]
     skill = exercise.skill if exercise else _skill_for(message, exercises)
     intent = _intent(message, exercise, skill)
     complexity, features = _complexity(message)
@@ -155,4 +160,4 @@ def analyse(message: str, exercise_id: str | None, exercises: ExerciseSet, confi
         reply = _feedback(exercise, check)  # type: ignore[arg-type]
     elif intent == "hint_request" and exercise is not None and exercise.hints:
         reply = EdgeReply(text=f"Hint: {exercise.hints[0]}", reason="edge: hint served from the exercise")
-    return EdgeResult(signals=signals, reply=reply)
+    return EdgeResult(signals=signals, reply=reply, history=screened)

@@ -19,10 +19,11 @@ class EdgeTier:
         self._exercises = exercises
         self._analysed = 0
 
-    def analyse(self, message: str, exercise_id: str | None) -> EdgeResult | EdgeRejection:
+    def analyse(self, message: str, exercise_id: str | None,
+                history: list[str] | None = None) -> EdgeResult | EdgeRejection:
         self._analysed += 1
         try:
-            return analyse(message, exercise_id, self._exercises, self._config)
+            return analyse(message, exercise_id, self._exercises, self._config, history or ())
         except EdgeInputError as exc:
             return EdgeRejection(field=exc.field, message=exc.message)
 

@@ -52,6 +52,8 @@ class EdgeResult(BaseModel):
     signals: EdgeSignals
     #: Set when the edge settles the turn itself; the turn then never reaches a model.
     reply: EdgeReply | None = None
+    #: Earlier messages of a conversation, screened like the turn's own text (PII redacted), in order.
+    history: list[str] = Field(default_factory=list)
 
 
 class EdgeRejection(BaseModel):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tutor_cluster.core import prompts
-from tutor_cluster.errors import NotFound
+from tutor_cluster.errors import Forbidden, NotFound
 from tutor_cluster.identity import Principal
 from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
@@ -39,7 +39,14 @@ class ChatService:
         t = self._t
         t0 = t.clock()
         pinned = self.resolve_model(chat.model)
-        edge, edge_ms = await t.analyse(chat.messages[-1]["content"], chat.exercise_id)
+        for i, m in enumerate(chat.messages):
+            if m["role"] == "system" and "system_prompt" not in principal.scopes:
+                raise Forbidden(f"API key {principal.key_id!r} may not send system or developer messages (they "
+                                "instruct the model); ask for the 'system_prompt' scope", field=f"messages[{i}].role",
+                                code="insufficient_scope")
+        earlier = [i for i, m in enumerate(chat.messages[:-1]) if m["role"] == "user"]
+        edge, edge_ms = await t.analyse(chat.messages[-1]["content"], chat.exercise_id,
+                                        [chat.messages[i]["content"] for i in earlier])
         chat_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if edge.reply is not None:
@@ -47,7 +54,10 @@ class ChatService:
             return ChatAnswer(id=chat_id, created=created, model=chat.model, text=turn.reply,
                               tutor={"tier": "edge", "reason": turn.reason, "cost": 0.0,
                                      "latency_ms": turn.latency_ms})
-        messages = [*chat.messages[:-1], {"role": "user", "content": edge.signals.text}]  # screened (PII redacted)
+        messages = [dict(m) for m in chat.messages[:-1]]  # every learner message as the edge screened it
+        for i, text in zip(earlier, edge.history, strict=True):
+            messages[i]["content"] = text
+        messages.append({"role": "user", "content": edge.signals.text})
         request = CoreRequest(
             request_id=chat_id, messages=prompts.chat_messages(messages, mode=chat.mode), signals=edge.signals,
             model=pinned, max_tokens=chat.max_tokens, **chat.sampling, tenant=principal.tenant,

@@ -101,9 +101,14 @@ class LearnerService:
         prefs = ctx.preferences.model_dump(exclude_none=True)
         if prefs:
             parts.append("preferences " + ", ".join(f"{k}={v}" for k, v in prefs.items()))
-        if ctx.recent:
-            parts.append("recent turns: " + " | ".join(t.summary[:80] for t in ctx.recent[-3:]))
         return "; ".join(parts) or None
+
+    @staticmethod
+    def history(ctx: LearnerContext | None) -> list[str]:
+        """What the learner wrote in the last turns (screened summaries): learner text, so never system prompt."""
+        if ctx is None:
+            return []
+        return [t.summary[:80] for t in ctx.recent[-3:] if t.summary]
 
     @staticmethod
     def features(ctx: LearnerContext, skill: str | None) -> LearnerFeatures:
@@ -120,11 +125,14 @@ class LearnerService:
         sig = edge.signals
         check = sig.check
         graded = check is not None and check.correct is not None and sig.skill is not None
+        refused = sig.injection and self.settings.edge.block_injection
         update = LearnerUpdate(
             turn_id=turn_id, skill=sig.skill if graded else None, correct=check.correct if graded else None,
             misconceptions=list(check.misconceptions) if check else [],
+            # a turn the injection guard refused is remembered as a turn, but its text is not kept
             summary=TurnSummary(turn_id=turn_id, at=time.time(), skill=sig.skill, intent=sig.intent,
-                                correct=check.correct if check else None, summary=sig.text[:200]),
+                                correct=check.correct if check else None,
+                                summary="" if refused else sig.text[:200]),
         )
         key = learner_key(principal.tenant, body.learner_id)  # the caller's tenant, never one from the body
         before, after, applied = await self._memory_call(self._memory.apply(key, update))

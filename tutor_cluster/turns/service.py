@@ -66,11 +66,12 @@ class Tiers:
         self.clock = clock
         self.trace = trace
 
-    async def analyse(self, message: str, exercise_id: str | None) -> tuple[EdgeResult, float]:
-        """The edge's reading of a message (intent, skill, check, screening); a hostile or oversized submission
-        is :class:`InvalidInput`."""
+    async def analyse(self, message: str, exercise_id: str | None,
+                      history: list[str] | None = None) -> tuple[EdgeResult, float]:
+        """The edge's reading of a message (intent, skill, check, screening; ``history`` screened too); a hostile
+        or oversized submission is :class:`InvalidInput`."""
         t0 = self.clock()
-        result = await self.edge.analyse.remote(message, exercise_id)
+        result = await self.edge.analyse.remote(message, exercise_id, history)
         if isinstance(result, EdgeRejection):
             raise InvalidInput(result.message, field=result.field)
         return result, ms(self.clock() - t0)
@@ -174,7 +175,7 @@ class TurnService:
             exercise_prompt=exercise.prompt if exercise else None,
             check_detail=check.detail if check else None,
             curriculum=[f"{p.title}{' — ' + p.section if p.section else ''}: {p.text}" for p in passages],
-            profile=t.learners.profile(before),
+            profile=t.learners.profile(before), history=t.learners.history(before),
         )
         spec = VerifySpec(kind=exercise.kind, answer=exercise.answer, mode=body.mode, solve=exercise.solve,
                           requires_function=exercise.requires_function) if exercise else None
