@@ -113,7 +113,7 @@ def synthetic_curriculum(folder: str, documents: int, *, seed: int = 0) -> None:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     repo = Path(__file__).resolve().parents[2]
-    shutil.copy(repo / "curriculum" / "units.jsonl", root / "units.jsonl")
+    shutil.copy(repo / "tutor_cluster" / "defaults" / "curriculum" / "units.jsonl", root / "units.jsonl")
     skills = ["fractions.add", "fractions.simplify", "fracciones.sumar", "algebra.linear", "python.basics"]
     words = ("numerator denominator equivalent common multiple factor simplify equation balance inverse "
              "operation variable function loop list return value check estimate sum product divide").split()

@@ -18,7 +18,7 @@ import pytest
 from tests import REPO_ROOT
 from tests.service import local_ray
 from tutor_cluster.config.knowledge import KnowledgeSettings, VectorStoreConfig
-from tutor_cluster.config.settings import SHIPPED_CONFIGS
+from tutor_cluster.config.settings import SAMPLE_CURRICULUM, SHIPPED_CONFIGS
 from tutor_cluster.knowledge.chunking import chunk_curriculum
 from tutor_cluster.knowledge.curriculum import load_curriculum
 from tutor_cluster.knowledge.retriever import Retriever
@@ -26,7 +26,7 @@ from tutor_cluster.knowledge.store import Collections, open_client
 from tutor_cluster.pipelines import reembed
 
 REPO = REPO_ROOT
-SAMPLE = REPO / "curriculum"
+SAMPLE = SAMPLE_CURRICULUM
 pytestmark = pytest.mark.integration
 
 
