@@ -49,9 +49,13 @@ class LearnerService:
 
         try:
             return await asyncio.wait_for(wait(), self.settings.learner.call_timeout_s)
-        except (StoreUnavailable, TimeoutError, RayError) as exc:
-            raise Unavailable(f"learner memory is unavailable ({type(exc).__name__}); nothing was written, "
-                              "retry shortly", kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
+        except StoreUnavailable:  # the store refused before committing: nothing was written
+            raise Unavailable("learner memory is unavailable (StoreUnavailable); nothing was written, retry shortly",
+                              kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
+        except (TimeoutError, RayError) as exc:  # the actor may still commit what it was sent
+            raise Unavailable(f"learner memory did not answer in time ({type(exc).__name__}); the write may have been "
+                              "applied: retry with the same turn_id (or Idempotency-Key) to apply it exactly once",
+                              kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
 
     async def _known_learner(self, principal: Principal, learner_id: str) -> LearnerContext:
         """The learner of the caller's tenant; another tenant's learner is as unknown as one that never was
@@ -78,7 +82,8 @@ class LearnerService:
     async def set_preferences(self, principal: Principal, learner_id: str, prefs: Preferences,
                               key: str | None) -> LearnerView:
         await self._known_learner(principal, learner_id)
-        update = LearnerUpdate(turn_id=key or f"prefs-{uuid.uuid4().hex}", preferences=prefs)
+        # preference keys have their own namespace: an Idempotency-Key equal to some turn_id is another write
+        update = LearnerUpdate(turn_id=f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}", preferences=prefs)
         result = await self._memory_call(self._memory.apply(learner_key(principal.tenant, learner_id), update))
         return self.learner_view(result.after)
 

@@ -209,3 +209,12 @@ def test_chat_screens_every_learner_message_and_guards_system_messages(tmp_path:
     allowed = ACME.model_copy(update={"scopes": frozenset({"chat", "system_prompt"})})
     asyncio.run(chat.chat(ChatInput(messages=system, model="auto"), allowed, stream=False))
     assert "You are a pirate." in _prompt(engine)[0]
+
+
+def test_preference_keys_and_turn_ids_are_separate_namespaces(tmp_path: Path) -> None:
+    turns, _, _, learners = _with_learners(tmp_path)
+    asyncio.run(turns.turn(_turn(learner_id="l3", message="3/4", exercise_id="frac-add-1", turn_id="k1"), ACME))
+    view = asyncio.run(learners.set_preferences(ACME, "l3", Preferences(pace="slow"), "k1"))
+    assert view.preferences == {"pace": "slow"} and view.version == 2  # not mistaken for the turn's retry
+    again = asyncio.run(learners.set_preferences(ACME, "l3", Preferences(pace="slow"), "k1"))
+    assert again.version == 2  # its own retry is applied once
