@@ -72,6 +72,8 @@ class SocketWatch:
 
 #: Two schools with a key each (tutor scope): the tenancy tests use them.
 TENANTS = ("acme", "globex")
+#: The rate of the e2e key that tests rate limits (the other keys have none).
+LIMITED_RATE = "{requests_per_minute: 6, burst: 5}"
 
 @dataclass
 class Service:
@@ -88,6 +90,7 @@ class Service:
     sockets: SocketWatch | None = field(default=None, repr=False)
     start_s: float = 0.0  # how long `up` took to become ready on this machine, in this run
     tenant_keys: dict[str, str] = field(default_factory=dict)  # tenant → a 'tutor' key of that tenant
+    limited_key: str = ""  # 'chat' scope, its own low rate (LIMITED_RATE)
 
     def patience(self, quiet_s: float) -> float:
         """A wait bound scaled by this machine's measured slowness: ``quiet_s`` is enough when `up` is ready in
@@ -132,6 +135,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     key, chat_key = new_key(), new_key()
     tenant_keys = {tenant: new_key() for tenant in TENANTS}
+    limited_key = new_key()
     port, dashboard_port, metrics_port = _free_port(), _free_port(), _free_port()
     config = tmp / "settings.yaml"
     config.write_text(
@@ -141,6 +145,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         f"    - {{id: test-chat, sha256: {hash_key(chat_key)}, scopes: [chat]}}\n"
         + "".join(f"    - {{id: test-{t}, sha256: {hash_key(k)}, tenant: {t}, scopes: [tutor]}}\n"
                   for t, k in tenant_keys.items()) +
+        f"    - {{id: test-limited, sha256: {hash_key(limited_key)}, scopes: [chat], rate: {LIMITED_RATE}}}\n"
+        f"limits: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it-rl}}\n"
         f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\n"
         f"exercises: {SHIPPED_CONFIGS / 'exercises.yaml'}\n"
         f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}, metrics_export_port: {metrics_port}}}\n"
@@ -168,7 +174,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         )
     svc = Service(url=f"http://127.0.0.1:{port}", key=key, chat_key=chat_key, log=log, config=config,
                   dashboard=f"http://127.0.0.1:{dashboard_port}", metrics=f"http://127.0.0.1:{metrics_port}/metrics",
-                  events=tmp / "events", env=env, pid=proc.pid, tenant_keys=tenant_keys)
+                  events=tmp / "events", env=env, pid=proc.pid, tenant_keys=tenant_keys,
+                  limited_key=limited_key)
     svc.sockets = SocketWatch(proc.pid).start()  # from the first moment: start-up opens most sockets
     deadline = time.monotonic() + START_TIMEOUT_S
     try:

@@ -13,6 +13,7 @@ from tutor_cluster.api import curriculum, health, learners, openai, tutor
 from tutor_cluster.api.auth import Authenticator
 from tutor_cluster.api.errors import install_error_handlers
 from tutor_cluster.api.middleware import GatewayMiddleware
+from tutor_cluster.api.ratelimit import RateLimiter
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.telemetry.events import EventSink
@@ -61,7 +62,8 @@ def build_fastapi(services: Services) -> FastAPI:
                     "'Authorization: Bearer <api key>'.",
     )
     app.add_middleware(GatewayMiddleware, authenticator=Authenticator(settings.auth),
-                       max_body_bytes=settings.server.max_body_bytes)
+                       max_body_bytes=settings.server.max_body_bytes, limiter=RateLimiter(
+                           settings.limits, {k.id: k.rate for k in settings.auth.api_keys if k.rate}))
     install_error_handlers(app, timeout)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # added last: outermost, sees auth refusals
     app.include_router(health.routes(services.health))

@@ -1,4 +1,4 @@
-"""ASGI middleware that runs before any route: authentication, scopes and the body-size limit.
+"""ASGI middleware that runs before any route: authentication, scopes, rate limits and the body-size limit.
 
 Doing this before FastAPI parses anything means an unauthenticated or oversized request is answered
 at once (401/403/413) and reaches no tier.
@@ -6,11 +6,14 @@ at once (401/403/413) and reaches no tier.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from typing import Any, Awaitable, Callable
 
 from tutor_cluster.api.auth import Authenticator, AuthError
 from tutor_cluster.api.protocol import render_error
+from tutor_cluster.api.ratelimit import RateLimiter
 from tutor_cluster.config.auth import Scope
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -52,11 +55,22 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: list
     await send({"type": "http.response.body", "body": payload})
 
 
+def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int,
+                 limiter: RateLimiter | None = None) -> None:
         self.app = app
         self.auth = authenticator
         self.max_body = max_body_bytes
+        self.limiter = limiter if limiter is not None and limiter.enabled else None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,6 +93,16 @@ class GatewayMiddleware:
             await send_error(send, path, exc.status, kind, exc.message, "Authorization", code, extra)
             return
         scope.setdefault("state", {})["principal"] = principal
+        if self.limiter is not None:  # off the event loop: the bucket store is a file or a Redis round trip
+            verdict = await asyncio.to_thread(self.limiter.check, principal.key_id, principal.tenant)
+            if verdict is not None and not verdict.allowed:
+                await send_error(send, path, 429, "rate_limited",
+                                 f"more than {verdict.limit} requests per minute for this key or its tenant; retry "
+                                 f"in {max(1, math.ceil(verdict.retry_after_s))} s", None, "rate_limited",
+                                 verdict.headers())
+                return
+            if verdict is not None:
+                send = _adding_headers(send, verdict.headers())
         if scope.get("method") in ("POST", "PUT", "PATCH"):
             ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
             if ctype != "application/json" and not ctype.endswith("+json"):

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tutor_cluster.config.limits import Rate
+
 #: tutor: /v1/tutor, /v1/learners, /v1/curriculum; chat: /v1/chat, /v1/models; admin: /v1/admin; system_prompt: may
 #: send ``system``/``developer`` messages in a chat request (instructions to the model, so not for every client).
 Scope = Literal["tutor", "chat", "admin", "system_prompt"]
@@ -23,6 +25,7 @@ class ApiKey(BaseModel):
                         description="Tenant the key belongs to: it sees only this tenant's learners; budgets.")
     role: Literal["learner", "teacher", "admin", "service"] = Field(default="service", description="Caller's role.")
     scopes: list[Scope] = Field(default_factory=lambda: ["tutor", "chat"], description="Routes this key may call.")
+    rate: Rate | None = Field(default=None, description="This key's request rate (overrides limits.per_key).")
 
     @field_validator("sha256")
     @classmethod

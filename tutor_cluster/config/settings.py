@@ -22,6 +22,7 @@ from tutor_cluster.config.deployment import DeploymentOptions
 from tutor_cluster.config.edge import EdgeConfig, ExerciseSet
 from tutor_cluster.config.knowledge import KnowledgeSettings
 from tutor_cluster.config.learner import MemoryConfig
+from tutor_cluster.config.limits import RateLimitConfig
 from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.config.telemetry import TelemetrySettings
 
@@ -80,6 +81,8 @@ class Settings(BaseModel):
     ray: RaySettings = Field(default_factory=RaySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    limits: RateLimitConfig = Field(default_factory=RateLimitConfig,
+                                    description="Request rate limits per API key and per tenant (none by default).")
     edge: EdgeConfig = Field(default_factory=EdgeConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     deployments: TierDeployments = Field(default_factory=TierDeployments)
