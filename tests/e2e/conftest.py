@@ -73,7 +73,7 @@ class SocketWatch:
 #: Two schools with a key each (tutor scope): the tenancy tests use them.
 TENANTS = ("acme", "globex")
 #: The rate of the e2e key that tests rate limits (the other keys have none).
-LIMITED_RATE = "{requests_per_minute: 6, burst: 5}"
+LIMITED_RATE = "{requests_per_minute: 1, burst: 5}"  # a refill a minute: 9 requests cannot outlast it
 
 @dataclass
 class Service:
