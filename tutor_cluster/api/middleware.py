@@ -93,7 +93,7 @@ class GatewayMiddleware:
             await send_error(send, path, exc.status, kind, exc.message, "Authorization", code, extra)
             return
         scope.setdefault("state", {})["principal"] = principal
-        if self.limiter is not None:  # off the event loop: the bucket store is a file or a Redis round trip
+        if self.limiter is not None and self.limiter.applies(principal.key_id):  # off the event loop: the bucket store is a file or a Redis round trip
             verdict = await asyncio.to_thread(self.limiter.check, principal.key_id, principal.tenant)
             if verdict is not None and not verdict.allowed:
                 await send_error(send, path, 429, "rate_limited",

@@ -158,6 +158,11 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self._store is not None
 
+    def applies(self, key_id: str) -> bool:
+        """Whether any bucket counts this key's requests (if not, :meth:`check` is not worth a call)."""
+        return self._store is not None and bool(self._config.per_tenant or self._config.per_key
+                                                    or key_id in self._overrides)
+
     def check(self, key_id: str, tenant: str) -> Verdict | None:
         """The verdict, or None when no limit applies (or the store is down)."""
         if self._store is None:
