@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Who a caller is, which decides the learners it may touch (``access/``):
+#: learner — one learner (``learner_id``); guardian — the learners linked to it; teacher — the learners of the
+#: classes it teaches; institution_admin, service (a trusted app acting for learners) — every learner of the
+#: tenant; platform_admin — the same, plus operations routes; ml_job — pseudonymous analytics only, no learner.
+Role = Literal["learner", "guardian", "teacher", "institution_admin", "service", "ml_job", "platform_admin"]
+ROLES: tuple[Role, ...] = ("learner", "guardian", "teacher", "institution_admin", "service", "ml_job", "platform_admin")
 
 
 class Principal(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    key_id: str
+    key_id: str = Field(description="The caller's subject: an API key's id.")
     tenant: str
-    role: str
+    role: Role
     scopes: frozenset[str]
+    learner_id: str | None = Field(default=None, description="For role 'learner': the one learner it is.")
 
 
 #: What a tenant name may be (API keys, JWT claims): it is part of every learner key.

@@ -7,6 +7,10 @@ import inspect
 import json
 from typing import Any
 
+from tutor_cluster.config.settings import Settings
+from tutor_cluster.learner.memory import LearnerMemoryActor
+from tutor_cluster.telemetry.metrics import Metrics
+
 
 class Engine:
     """The part of a Serve handle the router uses: ``handle.options(stream=True).chat.remote(request)``."""
@@ -103,3 +107,31 @@ class InProcess:
 
     def __getattr__(self, name: str) -> _Method:
         return _Method(getattr(self._target, name))
+
+
+class RecordingMetrics(Metrics):
+    """Metrics that keep what was recorded (Ray's metrics API needs a running Ray)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, float, dict[str, str]]] = []
+
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        self.seen.append((name, value, labels))
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        self.seen.append((name, value, labels))
+
+
+class InProcessMemory:
+    """LearnerMemory's client interface over one in-process actor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.actor = LearnerMemoryActor(settings.learner)
+        self.actors = [InProcess(self.actor)]
+
+    def get(self, learner_id: str) -> Any:
+        return self.actors[0].get.remote(learner_id)
+
+    def apply(self, learner_id: str, update: Any) -> Any:
+        return self.actors[0].apply.remote(learner_id, update)

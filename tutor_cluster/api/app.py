@@ -9,7 +9,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tutor_cluster.api import curriculum, health, learners, openai, tutor
+from tutor_cluster.access.policy import Access
+from tutor_cluster.access.relations import Relations, open_relations
+from tutor_cluster.api import classes, curriculum, health, learners, openai, tutor
 from tutor_cluster.api.auth import Authenticator
 from tutor_cluster.api.errors import install_error_handlers
 from tutor_cluster.api.middleware import GatewayMiddleware
@@ -37,6 +39,7 @@ class Services:
     knowledge: Any
     metrics: Metrics
     events: EventSink
+    relations: Relations | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -45,11 +48,12 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
     """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests)."""
     metrics = metrics or Metrics()
     events = EventSink(settings.telemetry.events)
-    learner_service = LearnerService(settings, memory)
+    relations = open_relations(settings.learner.store) if memory is not None else None
+    learner_service = LearnerService(settings, memory, Access(relations))
     tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events))
     return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
                     health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,
-                    metrics=metrics, events=events)
+                    metrics=metrics, events=events, relations=relations)
 
 
 def build_fastapi(services: Services) -> FastAPI:
@@ -71,4 +75,6 @@ def build_fastapi(services: Services) -> FastAPI:
     app.include_router(openai.routes(services.chat, settings.catalogue, services.created, timeout))
     app.include_router(curriculum.routes(services.knowledge, timeout))
     app.include_router(learners.routes(services.learners))
+    if services.relations is not None:
+        app.include_router(classes.routes(services.relations))
     return app

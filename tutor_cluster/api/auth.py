@@ -49,4 +49,5 @@ class Authenticator:
             raise AuthError(401, "invalid API key")
         if scope is not None and scope not in key.scopes:
             raise AuthError(403, f"API key {key.id!r} lacks the {scope!r} scope")
-        return Principal(key_id=key.id, tenant=key.tenant, role=key.role, scopes=frozenset(key.scopes))
+        return Principal(key_id=key.id, tenant=key.tenant, role=key.role, scopes=frozenset(key.scopes),
+                         learner_id=key.learner_id)

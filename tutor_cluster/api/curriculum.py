@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from ray.exceptions import RayError
 
+from tutor_cluster.api.authz import allow
 from tutor_cluster.api.protocol import ERRORS, ID_PATTERN
 from tutor_cluster.errors import InvalidInput, NotFound, Unavailable
 from tutor_cluster.knowledge.index import Filters
@@ -34,7 +35,8 @@ async def search(knowledge: Any, query: str, k: int, filters: Filters, timeout_s
 def routes(knowledge: Any, timeout_s: float) -> APIRouter:
     router = APIRouter(tags=["curriculum"])
 
-    @router.get("/v1/curriculum/search", response_model=SearchResult, responses=ERRORS)
+    @router.get("/v1/curriculum/search", response_model=SearchResult, responses=ERRORS,
+                dependencies=[allow("GET /v1/curriculum/search")])
     async def curriculum_search(
         q: str = Query(min_length=1, max_length=512, description="What to look for."),
         k: int = Query(default=5, ge=1, le=20, description="How many passages."),

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from tutor_cluster.api.authz import allow
 from tutor_cluster.api.protocol import ERRORS
 from tutor_cluster.turns.learners import LearnerService
 
@@ -87,7 +88,7 @@ def routes(health: Health) -> APIRouter:
         ok, tiers = await health.readiness()
         return JSONResponse({"status": "ready" if ok else "not_ready", "tiers": tiers}, status_code=200 if ok else 503)
 
-    @router.get("/v1/admin/stats", responses=ERRORS, tags=["admin"])
+    @router.get("/v1/admin/stats", responses=ERRORS, tags=["admin"], dependencies=[allow("GET /v1/admin/stats")])
     async def admin_stats() -> dict[str, Any]:
         """Request counters per tier (admin scope): what reached the edge and each core engine; the live
         curriculum version the knowledge replica serves."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Path, Request
 
+from tutor_cluster.api.authz import allow
 from tutor_cluster.api.protocol import ERRORS, ID_PATTERN, LearnerView
 from tutor_cluster.learner.context import Preferences
 from tutor_cluster.learner.policies import Recommendation
@@ -14,18 +15,21 @@ def routes(learners: LearnerService) -> APIRouter:
     router = APIRouter(prefix="/v1/learners", tags=["learners"])
     learner_id_path = Path(pattern=ID_PATTERN, description="The learner.")
 
-    @router.get("/{learner_id}", response_model=LearnerView, responses=ERRORS)
+    @router.get("/{learner_id}", response_model=LearnerView, responses=ERRORS,
+                dependencies=[allow("GET /v1/learners/{learner_id}")])
     async def get_learner(http: Request, learner_id: str = learner_id_path) -> LearnerView:
         """Mastery per skill, misconceptions, preferences and recent turns (learners of the key's tenant only)."""
         return await learners.learner(http.state.principal, learner_id)
 
-    @router.patch("/{learner_id}/preferences", response_model=LearnerView, responses=ERRORS)
+    @router.patch("/{learner_id}/preferences", response_model=LearnerView, responses=ERRORS,
+                  dependencies=[allow("PATCH /v1/learners/{learner_id}/preferences")])
     async def patch_preferences(body: Preferences, http: Request, learner_id: str = learner_id_path,
                                 idempotency_key: str | None = Header(default=None, pattern=ID_PATTERN)) -> LearnerView:
         """Set learning style, pace or language (fields sent replace stored ones; null clears)."""
         return await learners.set_preferences(http.state.principal, learner_id, body, idempotency_key)
 
-    @router.get("/{learner_id}/next-exercise", response_model=Recommendation, responses=ERRORS)
+    @router.get("/{learner_id}/next-exercise", response_model=Recommendation, responses=ERRORS,
+                dependencies=[allow("GET /v1/learners/{learner_id}/next-exercise")])
     async def next_exercise(http: Request, learner_id: str = learner_id_path) -> Recommendation:
         """The exercise to do next, by the configured policy (default: lowest unmastered skill)."""
         return await learners.next_exercise(http.state.principal, learner_id)

@@ -31,7 +31,7 @@ def scope_for(path: str) -> Scope | None:
     """The scope a route needs; None: any valid key."""
     if path in DOC_PATHS:
         return None
-    if path.startswith("/v1/tutor") or path.startswith("/v1/learners") or path.startswith("/v1/curriculum"):
+    if path.startswith(("/v1/tutor", "/v1/learners", "/v1/curriculum", "/v1/classes", "/v1/guardians")):
         return "tutor"
     if path.startswith("/v1/chat") or path.startswith("/v1/models"):
         return "chat"

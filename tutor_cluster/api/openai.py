@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tutor_cluster.api import sse
+from tutor_cluster.api.authz import allow
 from tutor_cluster.api.protocol import OPENAI_ERRORS, ChatCompletionRequest, ModelCard, ModelList
 from tutor_cluster.config.catalogue import Catalogue
 from tutor_cluster.errors import NotFound
@@ -103,7 +104,7 @@ def model_list(catalogue: Catalogue, created: int) -> ModelList:
 def routes(chat: ChatService, catalogue: Catalogue, created: int, timeout_s: float) -> APIRouter:
     router = APIRouter(tags=["openai"])
 
-    @router.post(PATH, responses=OPENAI_ERRORS)
+    @router.post(PATH, responses=OPENAI_ERRORS, dependencies=[allow("POST /v1/chat/completions")])
     async def chat_completions(body: ChatCompletionRequest, http: Request) -> Any:
         """OpenAI-compatible chat completions through the same edge → router path."""
         result = await chat.chat(chat_input(body), http.state.principal, stream=body.stream)
@@ -114,12 +115,14 @@ def routes(chat: ChatService, catalogue: Catalogue, created: int, timeout_s: flo
             return JSONResponse(completion(result))
         return sse.response(_chunks(result, bool(body.logprobs), include_usage, timeout_s))
 
-    @router.get("/v1/models", response_model=ModelList, responses=OPENAI_ERRORS)
+    @router.get("/v1/models", response_model=ModelList, responses=OPENAI_ERRORS,
+                dependencies=[allow("GET /v1/models")])
     async def list_models() -> ModelList:
         """The model catalogue ('auto' lets the router choose)."""
         return model_list(catalogue, created)
 
-    @router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=OPENAI_ERRORS)
+    @router.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=OPENAI_ERRORS,
+                dependencies=[allow("GET /v1/models/{model_id}")])
     async def get_model(model_id: str) -> ModelCard:
         """One model of the catalogue (404 ``model_not_found`` otherwise)."""
         for card in model_list(catalogue, created).data:

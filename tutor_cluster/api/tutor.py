@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tutor_cluster.api import sse
+from tutor_cluster.api.authz import allow
 from tutor_cluster.api.protocol import ERRORS, TurnRequest, TurnResponse
 from tutor_cluster.routing.events import DeltaEvent, RouteEvent
 from tutor_cluster.turns.service import TurnService
@@ -35,7 +36,7 @@ async def _settled(result: TurnResult) -> AsyncIterator[str]:
 def routes(turns: TurnService, timeout_s: float) -> APIRouter:
     router = APIRouter(tags=["tutor"])
 
-    @router.post(PATH, response_model=TurnResponse, responses=ERRORS)
+    @router.post(PATH, response_model=TurnResponse, responses=ERRORS, dependencies=[allow("POST /v1/tutor/turns")])
     async def tutor_turn(body: TurnRequest, http: Request) -> Any:
         """One tutoring turn. With ``stream: true`` the answer comes as server-sent events:
         ``route``, then ``delta`` (text) events, then ``done`` (the full TurnResponse) or ``error``."""

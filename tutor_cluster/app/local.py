@@ -93,7 +93,7 @@ def with_local_key(settings: Settings) -> tuple[Settings, str | None]:
     if settings.auth.api_keys and not constants.API_KEY:
         return settings, None
     key = local_key()
-    entry = ApiKey(id="local", sha256=hash_key(key), tenant="default", role="admin", scopes=list(ALL_SCOPES))
+    entry = ApiKey(id="local", sha256=hash_key(key), tenant="default", role="platform_admin", scopes=list(ALL_SCOPES))
     keys = [*settings.auth.api_keys, entry]
     auth = settings.auth.model_copy(update={"api_keys": keys})
     return settings.model_copy(update={"auth": auth}), key

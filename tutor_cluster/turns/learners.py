@@ -10,6 +10,7 @@ from typing import Any
 
 from ray.exceptions import RayError
 
+from tutor_cluster.access.policy import Access
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
 from tutor_cluster.errors import NotFound, Unavailable
@@ -32,9 +33,10 @@ MEMORY_RETRY_AFTER_S = 2
 
 
 class LearnerService:
-    def __init__(self, settings: Settings, memory: LearnerMemory) -> None:
+    def __init__(self, settings: Settings, memory: LearnerMemory, access: Access | None = None) -> None:
         self.settings = settings
         self._memory = memory
+        self._access = access or Access(None)
         self._next = learner_policies.get(settings.learner.next_exercise_policy)
 
     async def stats(self) -> list[dict[str, int]]:
@@ -57,10 +59,15 @@ class LearnerService:
                               "applied: retry with the same turn_id (or Idempotency-Key) to apply it exactly once",
                               kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
 
+    async def key(self, principal: Principal, learner_id: str) -> str:
+        """The learner's key, if the principal may touch it (role and relations: ``access/``), else
+        :class:`NotFound`. Built from the principal's tenant, never from the request: another tenant's learner is
+        as unknown as one that never was (404, no existence oracle)."""
+        await self._access.check_learner(principal, learner_id)
+        return learner_key(principal.tenant, learner_id)
+
     async def _known_learner(self, principal: Principal, learner_id: str) -> LearnerContext:
-        """The learner of the caller's tenant; another tenant's learner is as unknown as one that never was
-        (404, no existence oracle): the key is built from the principal, never from the request."""
-        ctx = await self._memory_call(self._memory.get(learner_key(principal.tenant, learner_id)))
+        ctx = await self._memory_call(self._memory.get(await self.key(principal, learner_id)))
         if ctx is None:
             raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
         return ctx
@@ -84,7 +91,7 @@ class LearnerService:
         await self._known_learner(principal, learner_id)
         # preference keys have their own namespace: an Idempotency-Key equal to some turn_id is another write
         update = LearnerUpdate(turn_id=f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}", preferences=prefs)
-        result = await self._memory_call(self._memory.apply(learner_key(principal.tenant, learner_id), update))
+        result = await self._memory_call(self._memory.apply(await self.key(principal, learner_id), update))
         return self.learner_view(result.after)
 
     async def next_exercise(self, principal: Principal, learner_id: str) -> Recommendation:
@@ -122,7 +129,7 @@ class LearnerService:
         return LearnerFeatures(mastery=state.mastery if state else None, attempts=state.attempts if state else 0,
                                misconceptions=wrongs)
 
-    async def remember(self, principal: Principal, body: TurnRequest, turn_id: str,
+    async def remember(self, key: str, body: TurnRequest, turn_id: str,
                         edge: EdgeResult) -> tuple[LearnerContext | None, LearnerContext, MemoryReceipt,
                                                    MasteryChange | None]:
         """Write the turn to learner memory (durable before the reply): graded outcome, misconceptions, summary.
@@ -139,7 +146,6 @@ class LearnerService:
                                 correct=check.correct if check else None,
                                 summary="" if refused else sig.text[:200]),
         )
-        key = learner_key(principal.tenant, body.learner_id)  # the caller's tenant, never one from the body
         before, after, applied = await self._memory_call(self._memory.apply(key, update))
         change = None
         if graded and sig.skill in after.skills:

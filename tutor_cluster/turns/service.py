@@ -98,9 +98,10 @@ class TurnService:
         t = self._t
         t0 = t.clock()
         turn_id = body.turn_id or uuid.uuid4().hex
+        key = await t.learners.key(principal, body.learner_id)  # may this caller touch this learner? (else 404)
         edge, edge_ms = await t.analyse(body.message, body.exercise_id)
         t_mem = t.clock()
-        before, after, receipt, change = await t.learners.remember(principal, body, turn_id, edge)
+        before, after, receipt, change = await t.learners.remember(key, body, turn_id, edge)
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}

@@ -9,17 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.stand_ins import DeadEngine, FixedAnswer, InProcess
+from tests.unit.stand_ins import DeadEngine, FixedAnswer, InProcess, InProcessMemory, RecordingMetrics
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.edge.deployment import EdgeTier
 from tutor_cluster.errors import BudgetExhausted, Forbidden, InvalidInput, NotFound, Unavailable
 from tutor_cluster.identity import Principal
 from tutor_cluster.learner.context import Preferences
-from tutor_cluster.learner.memory import LearnerMemoryActor
 from tutor_cluster.routing.events import DeltaEvent, RouteEvent
 from tutor_cluster.routing.router import RouterCore
 from tutor_cluster.telemetry.events import EventSink
-from tutor_cluster.telemetry.metrics import Metrics
 from tutor_cluster.turns.chat import ChatService
 from tutor_cluster.turns.learners import LearnerService
 from tutor_cluster.turns.recorder import TurnRecorder
@@ -29,34 +27,6 @@ from tutor_cluster.turns.types import ChatAnswer, ChatInput, TurnDone, TurnReque
 ACME = Principal(key_id="k", tenant="acme", role="service", scopes=frozenset({"tutor", "chat"}))
 GLOBEX = Principal(key_id="g", tenant="globex", role="service", scopes=frozenset({"tutor", "chat"}))
 ANSWER = "Write both fractions with denominator 4 first."
-
-
-class _Recorded(Metrics):
-    """Metrics that keep what was recorded (Ray's metrics API needs a running Ray)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, float, dict[str, str]]] = []
-
-    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        self.seen.append((name, value, labels))
-
-    def observe(self, name: str, value: float, **labels: str) -> None:
-        self.seen.append((name, value, labels))
-
-
-class _Memory:
-    """LearnerMemory's client interface over one in-process actor."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.actor = LearnerMemoryActor(settings.learner)
-        self.actors = [InProcess(self.actor)]
-
-    def get(self, learner_id: str) -> Any:
-        return self.actors[0].get.remote(learner_id)
-
-    def apply(self, learner_id: str, update: Any) -> Any:
-        return self.actors[0].apply.remote(learner_id, update)
 
 
 def _settings(tmp_path: Path, **routing: Any) -> Settings:
@@ -70,18 +40,18 @@ def _settings(tmp_path: Path, **routing: Any) -> Settings:
     return Settings.model_validate(raw)
 
 
-def _services(tmp_path: Path, engine: Any = None, **routing: Any) -> tuple[TurnService, ChatService, _Recorded]:
+def _services(tmp_path: Path, engine: Any = None, **routing: Any) -> tuple[TurnService, ChatService, RecordingMetrics]:
     turns, chat, metrics, _ = _with_learners(tmp_path, engine, **routing)
     return turns, chat, metrics
 
 
 def _with_learners(tmp_path: Path, engine: Any = None,
-                   **routing: Any) -> tuple[TurnService, ChatService, _Recorded, LearnerService]:
+                   **routing: Any) -> tuple[TurnService, ChatService, RecordingMetrics, LearnerService]:
     settings = _settings(tmp_path, **routing)
     engines = {name: engine or FixedAnswer(ANSWER) for name in settings.catalogue.engines}
     router = RouterCore(settings.routing, settings.catalogue, engines)
-    metrics = _Recorded()
-    learners = LearnerService(settings, _Memory(settings))
+    metrics = RecordingMetrics()
+    learners = LearnerService(settings, InProcessMemory(settings))
     tiers = Tiers(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)), InProcess(router),
                   learners, None, TurnRecorder(metrics, EventSink(settings.telemetry.events)), trace=lambda: None)
     return TurnService(tiers), ChatService(tiers), metrics, learners
