@@ -6,9 +6,11 @@ It streams typed events (``routing/events.py``), batched in lists, back to the t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from ray import serve
@@ -108,16 +110,55 @@ class RouterCore:
         return max(1, int(min(waits) + 0.999)) if waits else 1
 
     async def run(self, request: CoreRequest) -> AsyncIterator[list[RouterEvent]]:
+        """The answer as batches of events. The budget reservation is settled on every way out: the answer's
+        cost when done, nothing when it failed, and — when the caller goes away mid-answer (a disconnected
+        client cancels the stream) — an estimate from the characters streamed, recorded in the ledger too, so
+        budgets always equal the ledger. Budget and ledger calls run off the event loop."""
         t0 = time.perf_counter()
         try:
             decision = self.decide(request)
-            decision, reservation = self._reserve(request, decision)
+            decision, reservation = await asyncio.to_thread(self._reserve, request, decision)
         except EngineError as exc:
             yield [ErrorEvent(kind="rejected", message=exc.message)]
             return
         except BudgetExceeded as exc:
             yield [ErrorEvent(kind="budget_exhausted", message=exc.message, retry_after_s=exc.retry_after_s)]
             return
+        progress = _Progress(reservation)
+        try:
+            async for batch in self._answer(request, decision, progress, t0):
+                for event in batch:
+                    if isinstance(event, DeltaEvent):
+                        progress.chars += len(event.text)
+                    elif isinstance(event, RouteEvent):
+                        progress.route = event
+                yield batch
+        finally:
+            if not progress.settled:  # sync: an awaited call here could be cancelled again
+                self._abandoned(request, progress)
+
+    async def _settle(self, progress: "_Progress", cost: float) -> None:
+        progress.settled = True
+        await asyncio.to_thread(self._ledger.settle, progress.reservation, cost)
+
+    def _abandoned(self, request: CoreRequest, progress: "_Progress") -> None:
+        """The caller left mid-answer: charge what was streamed, estimated from characters (~3 per token, as the
+        reservation's worst case), and record it."""
+        progress.settled = True
+        route = progress.route
+        entry = self._catalogue.get(route.model) if route is not None else None
+        if entry is None:
+            self._ledger.settle(progress.reservation, 0.0)
+            return
+        prompt = sum(len(m.get("content") or "") for m in request.messages) // 3
+        cost = entry.cost(prompt, progress.chars // 3)
+        self._ledger.settle(progress.reservation, cost)
+        decision = Decision(tier=route.tier, model=route.model, features=route.features,
+                            reason=f"{route.reason}; the client left mid-answer: cost estimated from characters")
+        self._record(request, decision, entry, prompt, progress.chars // 3, cost, None)
+
+    async def _answer(self, request: CoreRequest, decision: Decision, progress: "_Progress",
+                      t0: float) -> AsyncIterator[list[RouterEvent]]:
         failures: list[str] = []
         state: dict[str, Any] = {"usage": {}, "finish": None, "ttft": None}
         answered: ModelEntry | None = None
@@ -136,7 +177,7 @@ class RouterCore:
                 if verdict.ok:
                     route = decision.model_copy(update={"reason": f"{decision.reason}; verified: {verdict.reason}"})
                     yield [_route(route), DeltaEvent(text=text)]
-                    yield [self._done(request, route, first, state, reservation, t0, small_ok=True)]
+                    yield [await self._done(request, route, first, state, progress, t0, small_ok=True)]
                     return
                 why = f"{first.name}'s answer failed verification: {verdict.reason}"
                 small_ok = False
@@ -164,7 +205,7 @@ class RouterCore:
             except Exception as exc:  # noqa: BLE001 - a failing engine: fall back, report, never hang or 500
                 rejected = isinstance(exc, EngineError) and exc.rejected
                 if started or rejected:  # mid-answer, or the request itself is bad
-                    self._ledger.settle(reservation, 0.0)
+                    await self._settle(progress, 0.0)
                     yield [ErrorEvent(kind="rejected" if rejected and not started else "unavailable",
                                       message=f"engine {entry.engine!r} failed: {type(exc).__name__}: {exc}")]
                     return
@@ -176,11 +217,11 @@ class RouterCore:
             answered = entry
             break
         if answered is None:
-            self._ledger.settle(reservation, 0.0)
+            await self._settle(progress, 0.0)
             yield [ErrorEvent(kind="unavailable", retry_after_s=self._retry_after(),
                               message="no model could answer: " + "; ".join(failures))]
             return
-        yield [self._done(request, decision, answered, state, reservation, t0, spent, small_ok)]
+        yield [await self._done(request, decision, answered, state, progress, t0, spent, small_ok)]
 
     def _record(self, request: CoreRequest, decision: Decision, answered: ModelEntry, prompt: int, completion: int,
                 cost: float, small_ok: bool | None) -> None:
@@ -196,8 +237,8 @@ class RouterCore:
         except Exception as exc:  # noqa: BLE001 - the answer is already out; a lost ledger line is logged
             log.warning("spend ledger write failed: %s: %s", type(exc).__name__, exc)
 
-    def _done(self, request: CoreRequest, decision: Decision, answered: ModelEntry, state: dict[str, Any],
-              reservation: Reservation, t0: float, spent: float = 0.0, small_ok: bool | None = None) -> DoneEvent:
+    async def _done(self, request: CoreRequest, decision: Decision, answered: ModelEntry, state: dict[str, Any],
+                    progress: "_Progress", t0: float, spent: float = 0.0, small_ok: bool | None = None) -> DoneEvent:
         """The final event: usage of the answer, cost of the whole interaction (a cascade's first leg included),
         settled against the budgets."""
         t_end = time.perf_counter()
@@ -205,8 +246,9 @@ class RouterCore:
         prompt = int(usage.get("prompt_tokens", 0))
         completion = int(usage.get("completion_tokens", 0))
         cost = round(answered.cost(prompt, completion) + spent, 10)
-        self._ledger.settle(reservation, cost)
-        self._record(request, decision, answered, prompt, completion, cost, small_ok)
+        await self._settle(progress, cost)
+        await asyncio.to_thread(self._record, request, decision, answered, prompt, completion, cost, small_ok)
+        reservation = progress.reservation
         return DoneEvent(
             tier=answered.tier, model=answered.name, finish_reason=state["finish"] or "stop",
             usage=TokenUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
@@ -228,6 +270,16 @@ class RouterCore:
 
     async def engine_stats(self) -> dict[str, dict[str, int]]:
         return {name: await handle.stats.remote() for name, handle in self._engines.items()}
+
+
+@dataclass
+class _Progress:
+    """How far one answer got: whether its reservation is settled, what was routed and streamed."""
+
+    reservation: Reservation
+    settled: bool = False
+    route: RouteEvent | None = None
+    chars: int = 0
 
 
 def _route(decision: Decision) -> RouteEvent:

@@ -13,6 +13,7 @@ from tests.unit.stand_ins import FixedAnswer as _Answers
 from tests.unit.stand_ins import Hangs as _Hangs
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.signals import EdgeSignals
+from tutor_cluster.routing.budgets import Subject
 from tutor_cluster.routing.events import ErrorEvent, RouterEvent
 from tutor_cluster.routing.router import CoreRequest, RouterCore
 
@@ -192,3 +193,26 @@ def test_a_stream_that_ends_without_finishing_is_a_failure_not_an_empty_answer(t
     events = _run(router, _core_request())
     assert events[-1].type == "done" and events[-1].model == "tutor-small"  # fell back
     assert "tutor-core failed: EngineError" in events[0].reason
+
+
+def test_a_client_that_leaves_mid_answer_is_charged_what_was_streamed_and_the_ledger_says_so(tmp_path: Path) -> None:
+    budgets = {"backend": "sqlite", "sqlite_path": str(tmp_path / "b.db"),
+               "rules": [{"scope": "tenant", "id": "acme", "limit": 5.0}]}
+    long = " ".join(f"word{i}" for i in range(200))
+    router, _ = _two_engines(tmp_path, _Answers(long), _Answers(long), budgets=budgets)
+
+    async def leave_after_first_batches() -> int:
+        stream = router.run(_core_request(tenant="acme"))
+        seen = 0
+        async for batch in stream:
+            seen += len(batch)
+            if seen >= 3:
+                break
+        await stream.aclose()  # what a disconnected client's cancelled stream does to the router's generator
+        return seen
+
+    assert asyncio.run(leave_after_first_batches()) >= 3
+    spent = router._ledger.spent(Subject(tenant="acme"))["tenant:acme:day"]
+    (entry,) = [e for e in router._ledger.entries() if e["tenant"] == "acme"]
+    assert 0 < spent < router._worst_case(_core_request(), router._chain(router._entry("tutor-core")))
+    assert entry["cost"] == pytest.approx(spent) and "left mid-answer" in entry["reason"]  # budget == ledger
