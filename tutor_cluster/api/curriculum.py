@@ -7,12 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from ray.exceptions import RayError
+from ray.serve.exceptions import BackPressureError
 
 from tutor_cluster.api.authz import allow
 from tutor_cluster.api.protocol import ERRORS, ID_PATTERN
 from tutor_cluster.errors import InvalidInput, NotFound, Unavailable
 from tutor_cluster.knowledge.index import Filters
 from tutor_cluster.knowledge.retriever import SearchResult
+from tutor_cluster.turns.answers import overloaded
 
 #: Seconds a client should wait before retrying a search the knowledge tier could not answer.
 RETRY_AFTER_S = 5
@@ -27,6 +29,8 @@ async def search(knowledge: Any, query: str, k: int, filters: Filters, timeout_s
     except Unavailable as exc:
         exc.retry_after_s = exc.retry_after_s or RETRY_AFTER_S
         raise
+    except BackPressureError as exc:
+        raise overloaded(exc) from None
     except RayError as exc:
         raise Unavailable(f"the knowledge tier failed: {type(exc).__name__}", kind="curriculum_unavailable",
                           retry_after_s=RETRY_AFTER_S) from None

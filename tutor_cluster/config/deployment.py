@@ -29,6 +29,9 @@ class DeploymentOptions(BaseModel):
     num_replicas: PositiveInt | None = Field(default=1, description="Fixed replica count (ignored with autoscaling).")
     autoscaling: Autoscaling | None = Field(default=None, description="Autoscaling bounds; overrides num_replicas.")
     max_ongoing_requests: PositiveInt = Field(default=100, description="Concurrent requests per replica.")
+    max_queued_requests: PositiveInt | None = Field(default=256, description=(
+        "Requests each caller may queue for this deployment beyond what its replicas take on; past it the request "
+        "is shed at once (HTTP: 503 with Retry-After) instead of waiting without bound. null: unbounded."))
     num_cpus: NonNegativeFloat = Field(default=0.1, description="Logical CPUs reserved per replica.")
     num_gpus: NonNegativeFloat = Field(default=0, description="GPUs reserved per replica.")
     resources: dict[str, float] = Field(
@@ -39,6 +42,8 @@ class DeploymentOptions(BaseModel):
     def serve_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options``."""
         opts: dict[str, Any] = {"max_ongoing_requests": self.max_ongoing_requests}
+        if self.max_queued_requests is not None:
+            opts["max_queued_requests"] = self.max_queued_requests
         if self.autoscaling is not None:
             opts["autoscaling_config"] = self.autoscaling.model_dump()
         else:

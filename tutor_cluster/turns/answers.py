@@ -4,15 +4,23 @@ The router's error events become domain errors here, so callers see one kind of 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray.exceptions import RayError
+from ray.serve.exceptions import BackPressureError
 
 from tutor_cluster.errors import BudgetExhausted, Rejected, TutorError, Unavailable
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, ErrorEvent, RouteEvent, RouterEvent
 from tutor_cluster.routing.requests import CoreRequest
+
+
+def overloaded(exc: BackPressureError) -> Unavailable:
+    """A tier shed the call (its queue is full): a 503 with the retry time Serve suggests."""
+    return Unavailable(f"the service is overloaded ({exc.message}); retry shortly", kind="overloaded",
+                       retry_after_s=max(1, math.ceil(exc.retry_after_s or 1)))
 
 
 def failure(event: ErrorEvent) -> TutorError:
@@ -49,6 +57,8 @@ class Answers:
         try:
             async for batch in self._router.run.options(stream=True).remote(request):
                 yield batch
+        except BackPressureError as exc:
+            raise overloaded(exc) from None
         except RayError as exc:
             yield [ErrorEvent(kind="unavailable", message=f"router failed: {type(exc).__name__}")]
 

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from ray.serve.exceptions import BackPressureError
+
 from tutor_cluster import runtime
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
@@ -29,7 +31,7 @@ from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
 from tutor_cluster.routing.requests import CoreRequest
 from tutor_cluster.routing.verify import VerifySpec
-from tutor_cluster.turns.answers import Answers
+from tutor_cluster.turns.answers import Answers, overloaded
 from tutor_cluster.turns.learners import LearnerService
 from tutor_cluster.turns.recorder import TurnRecorder
 from tutor_cluster.turns.types import (
@@ -71,7 +73,10 @@ class Tiers:
         """The edge's reading of a message (intent, skill, check, screening; ``history`` screened too); a hostile
         or oversized submission is :class:`InvalidInput`."""
         t0 = self.clock()
-        result = await self.edge.analyse.remote(message, exercise_id, history)
+        try:
+            result = await self.edge.analyse.remote(message, exercise_id, history)
+        except BackPressureError as exc:
+            raise overloaded(exc) from None
         if isinstance(result, EdgeRejection):
             raise InvalidInput(result.message, field=result.field)
         return result, ms(self.clock() - t0)

@@ -188,3 +188,24 @@ def test_preference_keys_and_turn_ids_are_separate_namespaces(tmp_path: Path) ->
     assert view.preferences == {"pace": "slow"} and view.version == 2  # not mistaken for the turn's retry
     again = asyncio.run(learners.set_preferences(ACME, "l3", Preferences(pace="slow"), "k1"))
     assert again.version == 2  # its own retry is applied once
+
+
+def test_a_shed_call_is_503_with_retry_after(tmp_path: Path) -> None:
+    """Serve sheds a call past a deployment's max_queued_requests with BackPressureError (raised here by a
+    stand-in edge: a full queue cannot be produced on demand in a unit test)."""
+    from ray.serve.exceptions import BackPressureError
+
+    turns, _, _, _ = _with_learners(tmp_path)
+
+    class _Full:
+        def analyse(self, *args: Any) -> None:
+            raise BackPressureError(num_queued_requests=256, max_queued_requests=256, retry_after_s=2.5)
+
+    turns._t.edge = InProcess(_Full())
+    with pytest.raises(Unavailable) as shed:
+        asyncio.run(turns.turn(_turn(), ACME))
+    assert shed.value.kind == "overloaded" and shed.value.retry_after_s == 3
+    from tutor_cluster.api.errors import ApiError
+
+    error = ApiError.of(shed.value)
+    assert error.status == 503 and error.headers == {"Retry-After": "3"}
