@@ -8,13 +8,40 @@ _PII = [
     ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
     ("phone", re.compile(r"(?<!\w)(?:\+?\d[\d\s().-]{7,}\d)(?!\w)")),
 ]
-_INJECTION = re.compile(
-    r"ignore (?:all |any )?(?:the )?(?:previous|prior|above) (?:instructions|prompts?)"
-    r"|disregard (?:your|the) (?:instructions|rules|system prompt)"
-    r"|(?:reveal|print|show) (?:me )?(?:your|the) (?:system prompt|instructions)"
-    r"|you are now (?:in )?(?:developer|dan) mode",
-    re.IGNORECASE,
-)
+#: Prompt-injection phrasings in the curriculum's languages and a few more (en, es, fr, de, pt), by intent:
+#: override earlier instructions, reveal the system prompt, switch "mode", drop the rules, fake a system turn.
+#: Measured on a labelled set of attacks and benign look-alikes (scripts/bench/injection_guard.py).
+_INJECTION_PATTERNS = [
+    # override: "ignore / disregard / forget / override / bypass ... instructions|rules|prompts"
+    r"\b(?:ignore|disregard|forget|override|bypass|skip)\b[^.?!\n]{0,30}?\b(?:instructions?|prompts?|rules|"
+    r"guidelines|restrictions|system prompt)\b",
+    r"\bforget (?:everything|all) (?:you|that|above|before)",
+    r"\b(?:ignora|olvida|omite|no sigas)\b[^.?!\n]{0,30}?\b(?:instrucciones|reglas|todo lo anterior)\b",
+    r"\b(?:ignore|oublie)\b[^.?!\n]{0,30}?\b(?:instructions|règles|regles)\b|\boublie tout ce qu",
+    r"\b(?:ignorier\w*|vergiss)\b[^.?!\n]{0,30}?(?:anweisungen|regeln)\b|\bvergiss alles\b",
+    r"\b(?:ignore|esque[çc]a)\b[^.?!\n]{0,30}?\b(?:instru[çc][õo]es|regras)\b|\besque[çc]a tudo\b",
+    # reveal: "show / print / repeat ... your system prompt | hidden/original instructions"
+    r"\b(?:system ?prompt|hidden prompt|systemprompt|prompt (?:del|de|du) (?:sistema|système|systeme))\b",
+    r"\b(?:your|the) (?:original|initial|hidden|secret|system) (?:instructions|prompt)\b",
+    r"\b(?:reveal|print|show|output|repeat|tell)\b[^.?!\n]{0,20}?\byour (?:instructions|prompt|rules)\b",
+    r"\b(?:repeat|print|output) the (?:text|words) above\b",
+    r"\b(?:mu[ée]stra(?:me)?|revela|repite)\b[^.?!\n]{0,20}?\b(?:tu|tus) (?:prompt|instrucciones)\b",
+    r"\b(?:montre|r[ée]v[èe]le|r[ée]p[èe]te)\b[^.?!\n]{0,20}?\b(?:ton|tes) (?:prompt|instructions)\b",
+    r"\b(?:zeig|verrat|wiederhol)\w*\b[^.?!\n]{0,20}?\b(?:deinen?|deine) (?:\w+ )?(?:prompt|anweisungen)\b",
+    r"\b(?:mostre|revele|repita)\b[^.?!\n]{0,20}?\b(?:seu|suas|sua) (?:\w+ )?(?:prompt|instru[çc][õo]es)\b",
+    # mode switch and rule dropping
+    r"\b(?:you are|you're) now (?:in )?(?:developer|dan|god|jailbreak) mode\b|\bjailbreak\b",
+    r"\best[áa]s en modo (?:desarrollador|dios)\b|\ben mode d[ée]veloppeur\b|\bim entwicklermodus\b",
+    r"\b(?:est[áa]|esta) no modo desenvolvedor\b",
+    r"\b(?:pretend|act as if) (?:that )?you (?:have|had) no (?:rules|restrictions|guidelines)\b",
+    r"\b(?:without|no) (?:any )?(?:rules|restrictions)\b(?! for)",
+    r"\b(?:sin|no tienes) (?:reglas|restricciones)\b|\baucune r[èe]gle\b|\bkeine regeln\b",
+    r"\b(?:sem|n[ãa]o tem) regras\b",
+    # fake system turn, new rules
+    r"^\s*(?:#+\s*)?system\s*:|\bnew instructions\s*:|\bfrom now on,? you\b|\byour new role is\b",
+    r"\bstop being a tutor\b|\bdesde ahora eres\b",
+]
+_INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE | re.MULTILINE)
 
 
 def redact_pii(text: str) -> tuple[str, int]:

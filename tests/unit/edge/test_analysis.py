@@ -97,3 +97,20 @@ def test_code_misconceptions_are_tagged(exercises) -> None:
     assert check.misconceptions == ["off_by_one"]
     right = analyse("0.75", "frac-add-1", exercises, EdgeConfig()).signals.check
     assert right.misconceptions == []
+
+
+def test_the_injection_guard_on_its_labelled_sets() -> None:
+    """Floors under what scripts/bench/injection_guard.py measured (docs/security.md): the phrasings the guard
+    was written against stay caught, and no benign look-alike is refused, in either set."""
+    import importlib.util
+
+    from tests import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("injection_guard", REPO_ROOT / "scripts/bench/injection_guard.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    dev, held_out = bench.load("development"), bench.load("held-out")
+    assert len(dev) >= 200 and {r["lang"] for r in dev} == {"en", "es", "fr", "de", "pt"}
+    dev_m, held_m = bench.measure(dev)["all"], bench.measure(held_out)["all"]
+    assert dev_m["recall"] >= 0.95 and dev_m["precision"] >= 0.95
+    assert held_m["precision"] >= 0.95  # recall on unseen paraphrases is low (measured, documented), not asserted
