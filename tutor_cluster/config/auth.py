@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,7 +22,15 @@ class ApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(description="Name of the key (appears in logs and the ledger, never the key itself).")
-    sha256: str = Field(description="Hex SHA-256 of the key; make one with `tutor-cluster keys hash`.")
+    hash: str | None = Field(default=None, description=(
+        "Salted scrypt hash of the key, 'scrypt$N$r$p$salt$digest' (`tutor-cluster keys new` prints one)."))
+    prefix: str | None = Field(default=None, pattern=r"^[0-9a-f]{8}$", description=(
+        "The key's public lookup id: keys look like 'tc-<prefix>-<secret>' (with `hash`)."))
+    sha256: str | None = Field(default=None, description=(
+        "Legacy: unsalted hex SHA-256 of the key (`tutor-cluster keys hash`); prefer `hash` + `prefix`."))
+    expires_at: datetime | None = Field(default=None, description=(
+        "After this instant (ISO 8601, UTC if no zone) the key is refused. Rotation: add the new key, let both "
+        "work while clients move, then let the old one expire."))
     tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9._-]{1,64}$",
                         description="Tenant the key belongs to: it sees only this tenant's learners; budgets.")
     role: Role = Field(default="service", description=(
@@ -38,6 +47,18 @@ class ApiKey(BaseModel):
         return "platform_admin" if v == "admin" else v
 
     @model_validator(mode="after")
+    def _one_hash(self) -> "ApiKey":
+        if (self.hash is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'hash' (with 'prefix') or the legacy 'sha256'")
+        if (self.hash is None) != (self.prefix is None):
+            raise ValueError("'prefix' goes with 'hash' (both from `tutor-cluster keys new`)")
+        if self.hash is not None and (not self.hash.startswith("scrypt$") or self.hash.count("$") != 5):
+            raise ValueError("hash: expected 'scrypt$N$r$p$salt$digest' as `tutor-cluster keys new` prints it")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            object.__setattr__(self, "expires_at", self.expires_at.replace(tzinfo=timezone.utc))
+        return self
+
+    @model_validator(mode="after")
     def _learner_bound(self) -> "ApiKey":
         if (self.role == "learner") != (self.learner_id is not None):
             raise ValueError("learner_id is required for role 'learner' and only for it")
@@ -45,7 +66,9 @@ class ApiKey(BaseModel):
 
     @field_validator("sha256")
     @classmethod
-    def _hex(cls, v: str) -> str:
+    def _hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         v = v.lower()
         if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
             raise ValueError("must be 64 hex characters (the SHA-256 of the key, not the key)")

@@ -41,11 +41,20 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_keys_new_prints_a_hash_that_matches_the_key() -> None:
+def test_keys_hash_prints_the_legacy_sha256_and_keys_list_shows_validity(tmp_path) -> None:
     out = _cli("keys", "new", "--id", "k").stdout
     key = out.split("key (shown once): ")[1].split()[0]
     digest = _cli("keys", "hash", stdin=key + "\n").stdout.strip()
-    assert len(digest) == 64 and f"sha256: {digest}" in out
+    assert len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+    config = tmp_path / "s.yaml"
+    config.write_text("catalogue: models.yaml\nauth:\n  api_keys:\n"
+                      f"    - {{id: old, sha256: {digest}, expires_at: '2020-01-01T00:00:00Z'}}\n"
+                      "    - " + out.split("api_keys:\n")[1].strip().lstrip("- ") + "\n")
+    listed = _cli("keys", "list", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "EXPIRED" in rows["old"] and "sha256 (legacy)" in rows["old"]
+    assert "never" in rows["k"] and "scrypt" in rows["k"]
 
 
 def test_policies_lists_rules() -> None:
