@@ -1,4 +1,4 @@
-"""API-key authentication. Keys look like ``tc-<prefix>-<secret>``: the prefix finds the key's entry, the salted
+"""API-key (and JWT, ``jwt_auth.py``) authentication. Keys look like ``tc-<prefix>-<secret>``: the prefix finds the key's entry, the salted
 scrypt hash in it verifies the secret (once per key per replica: verified keys are remembered by their SHA-256,
 which identifies them exactly). Legacy entries hold an unsalted SHA-256 of the whole key. Expired keys are
 refused. A key resolves to a :class:`~tutor_cluster.identity.Principal`."""
@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from tutor_cluster.api.jwt_auth import JwtError, JwtVerifier, looks_like_jwt
 from tutor_cluster.config.auth import ApiKey, AuthConfig, Scope
 from tutor_cluster.identity import Principal
 
@@ -76,6 +77,7 @@ class Authenticator:
         self._by_prefix = {k.prefix: k for k in config.api_keys if k.prefix}
         self._verified: OrderedDict[str, ApiKey] = OrderedDict()  # sha256 of a key that passed scrypt → entry
         self._clock = clock
+        self._jwt = JwtVerifier(config.jwt_issuers) if config.jwt_issuers else None
 
     def _key(self, token: str) -> ApiKey | None:
         digest = hash_key(token)
@@ -98,7 +100,16 @@ class Authenticator:
         kind, _, token = authorization.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise AuthError(401, "Authorization must be 'Bearer <api key>'")
-        key = self._key(token.strip())
+        token = token.strip()
+        if self._jwt is not None and looks_like_jwt(token):
+            try:
+                principal = self._jwt.principal(token)
+            except JwtError as exc:
+                raise AuthError(401, str(exc)) from None
+            if scope is not None and scope not in principal.scopes:
+                raise AuthError(403, f"token of {principal.key_id!r} lacks the {scope!r} scope")
+            return principal
+        key = self._key(token)
         if key is None:
             raise AuthError(401, "invalid API key")
         if key.expires_at is not None and key.expires_at.timestamp() <= self._clock():

@@ -75,7 +75,33 @@ class ApiKey(BaseModel):
         return v
 
 
+class JwtIssuer(BaseModel):
+    """An identity provider whose JWT bearer tokens are accepted (an institution's SSO), mapped to principals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(description="The tokens' `iss` claim.")
+    audience: str = Field(default="tutor-cluster", description="The `aud` claim tokens must carry.")
+    algorithm: Literal["HS256", "RS256"] = Field(description="HS256 (shared secret) or RS256 (JWKS public keys).")
+    secret_env: str | None = Field(default=None, description="HS256: the env var holding the shared secret.")
+    jwks_file: str | None = Field(default=None, description="RS256: a JWKS file with the issuer's public keys.")
+    tenant_claim: str = Field(default="tenant", description="Claim naming the tenant.")
+    role_claim: str = Field(default="role", description="Claim naming the role.")
+    learner_claim: str = Field(default="learner_id", description="Claim naming the learner (role learner).")
+    scope_claim: str = Field(default="scope", description="Claim with space-separated scopes.")
+    leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+
+    @model_validator(mode="after")
+    def _key_source(self) -> "JwtIssuer":
+        if self.algorithm == "HS256" and not self.secret_env:
+            raise ValueError("HS256 needs secret_env (the secret itself never goes in a config file)")
+        if self.algorithm == "RS256" and not self.jwks_file:
+            raise ValueError("RS256 needs jwks_file")
+        return self
+
+
 class AuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     api_keys: list[ApiKey] = Field(default_factory=list, description="Accepted keys (hashed).")
+    jwt_issuers: list[JwtIssuer] = Field(default_factory=list, description="Accepted JWT issuers (SSO).")
