@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 
 from tutor_cluster.api import sse
 from tutor_cluster.api.authz import allow
-from tutor_cluster.api.protocol import ERRORS, TurnRequest, TurnResponse
+from tutor_cluster.api.protocol import ERRORS, ID_PATTERN, TurnRequest, TurnResponse
 from tutor_cluster.routing.events import DeltaEvent, RouteEvent
 from tutor_cluster.turns.service import TurnService
 from tutor_cluster.turns.types import TurnDone, TurnResult
@@ -37,9 +37,12 @@ def routes(turns: TurnService, timeout_s: float) -> APIRouter:
     router = APIRouter(tags=["tutor"])
 
     @router.post(PATH, response_model=TurnResponse, responses=ERRORS, dependencies=[allow("POST /v1/tutor/turns")])
-    async def tutor_turn(body: TurnRequest, http: Request) -> Any:
+    async def tutor_turn(body: TurnRequest, http: Request,
+                         idempotency_key: str | None = Header(default=None, pattern=ID_PATTERN)) -> Any:
         """One tutoring turn. With ``stream: true`` the answer comes as server-sent events:
         ``route``, then ``delta`` (text) events, then ``done`` (the full TurnResponse) or ``error``."""
+        if idempotency_key and not body.turn_id:  # the standard header works as turn_id
+            body = body.model_copy(update={"turn_id": idempotency_key})
         result = await turns.turn(body, http.state.principal)
         if isinstance(result, TurnResult):
             return sse.response(_settled(result)) if body.stream else result

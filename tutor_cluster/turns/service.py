@@ -102,7 +102,7 @@ class TurnService:
         refusal raises here). Memory is written durably before any reply."""
         t = self._t
         t0 = t.clock()
-        turn_id = body.turn_id or uuid.uuid4().hex
+        turn_id = body.idempotency_key() or uuid.uuid4().hex
         key = await t.learners.key(principal, body.learner_id)  # may this caller touch this learner? (else 404)
         edge, edge_ms = await t.analyse(body.message, body.exercise_id)
         t_mem = t.clock()

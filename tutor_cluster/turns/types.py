@@ -34,9 +34,19 @@ class TurnRequest(BaseModel):
     stream: bool = Field(default=False, description="Answer as server-sent events.")
     turn_id: str | None = Field(default=None, pattern=ID_PATTERN,
                                 description="Idempotency key: a retried turn with the same id updates memory once.")
+    seq: int | None = Field(default=None, ge=0, description=(
+        "The message's number within the session (the client counts): without a turn_id, the turn's idempotency "
+        "key is derived from learner, session and seq, so a retry of message seq applies once."))
     class_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The learner's class (class budgets).")
 
     check_message_blank = field_validator("message")(_not_blank)
+
+    def idempotency_key(self) -> str | None:
+        """turn_id; else one derived from session and seq (the learner and tenant are in the memory key); else
+        None (then every request is a new turn)."""
+        if self.turn_id:
+            return self.turn_id
+        return f"seq:{self.session_id}:{self.seq}" if self.seq is not None else None
 
 
 

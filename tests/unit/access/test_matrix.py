@@ -173,3 +173,11 @@ def test_the_roles_doc_is_generated_from_the_table() -> None:
 
     assert (REPO_ROOT / "docs" / "roles.md").read_text(encoding="utf-8") == markdown(), (
         "docs/roles.md is stale: python -m tutor_cluster.access.rules > docs/roles.md")
+
+
+def test_the_idempotency_key_header_makes_a_retried_turn_apply_once(app: TestClient) -> None:
+    body = {**_answer("kid-idem"), "message": "2/6"}
+    headers = {**_auth("service"), "Idempotency-Key": "retry-me-1"}
+    first, again = (app.post("/v1/tutor/turns", json=body, headers=headers).json() for _ in range(2))
+    assert first["memory"]["applied"] and not again["memory"]["applied"]
+    assert first["memory"]["version"] == again["memory"]["version"] == 1

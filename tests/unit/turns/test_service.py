@@ -209,3 +209,12 @@ def test_a_shed_call_is_503_with_retry_after(tmp_path: Path) -> None:
 
     error = ApiError.of(shed.value)
     assert error.status == 503 and error.headers == {"Retry-After": "3"}
+
+
+def test_a_retry_without_turn_id_applies_once_when_the_client_numbers_its_messages(tmp_path: Path) -> None:
+    turns, _, _, learners = _with_learners(tmp_path)
+    for _ in range(3):  # the same message 3 (a client retrying after a timeout)
+        result = asyncio.run(turns.turn(_turn(learner_id="l4", message="3/4", exercise_id="frac-add-1", seq=3), ACME))
+    assert not result.memory.applied and result.memory.version == 1
+    asyncio.run(turns.turn(_turn(learner_id="l4", message="3/4", exercise_id="frac-add-1", seq=4), ACME))
+    assert asyncio.run(learners.learner(ACME, "l4")).skills["fractions.add"].attempts == 2  # message 4 is new
