@@ -76,7 +76,9 @@ _WILDCARDS = ("[::]:", "0.0.0.0:", ":::")
 
 
 def bind_replica_grpc_on_loopback() -> None:
-    """Call at import in every module that defines a Serve deployment of the app.
+    """Call in the ``__init__`` of every Serve deployment of the app (and at import of its module). ``__init__``
+    is what counts: a class Serve receives by value (e.g. one made by ``@serve.ingress``) does not import its
+    module in the replica, and ``__init__`` runs before the replica starts its gRPC server. Idempotent.
 
     Ray Serve 2.60 replicas bind their inter-deployment gRPC server on ``[::]:0`` (hard-coded in
     ``serve/_private/replica.py``, no setting; Ray's ``worker_process_setup_hook`` cannot reach it: it is only

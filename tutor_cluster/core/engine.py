@@ -68,6 +68,7 @@ class CoreLLMServer(LLMServer):  # type: ignore[misc,valid-type]
     """Ray's LLMServer plus its own request counters (so tests and operators can see what reached it)."""
 
     async def __init__(self, llm_config: Any, **kwargs: Any) -> None:
+        runtime.bind_replica_grpc_on_loopback()
         self._chat_requests = 0
         await super().__init__(llm_config, **kwargs)
 

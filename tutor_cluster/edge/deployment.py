@@ -15,6 +15,7 @@ runtime.bind_replica_grpc_on_loopback()  # a local service's replicas: gRPC on 1
 @serve.deployment(name="edge")
 class EdgeTier:
     def __init__(self, config: EdgeConfig, exercises: ExerciseSet) -> None:
+        runtime.bind_replica_grpc_on_loopback()
         self._config = config
         self._exercises = exercises
         self._analysed = 0

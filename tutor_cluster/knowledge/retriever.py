@@ -170,6 +170,7 @@ class Knowledge:
     """Serve deployment: one embedder per replica; a background thread picks up new live versions."""
 
     def __init__(self, settings: KnowledgeSettings) -> None:
+        runtime.bind_replica_grpc_on_loopback()
         self._retriever = Retriever(settings)
         self._retriever.refresh(force=True)
         self._stop = threading.Event()

@@ -289,3 +289,7 @@ def _route(decision: Decision) -> RouteEvent:
 @serve.deployment(name="router")
 class Router(RouterCore):
     """Serve deployment wrapper of :class:`RouterCore`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        runtime.bind_replica_grpc_on_loopback()
+        super().__init__(*args, **kwargs)
