@@ -12,6 +12,8 @@ from tutor_cluster.identity import split_learner_key
 from tutor_cluster.learner.bkt import step as bkt_step
 
 _LANG = r"^[a-z]{2,3}(-[A-Z]{2})?$"
+#: Client idempotency keys remembered per learner with the hash of their body.
+REQUEST_BODIES_KEPT = 100
 
 
 class Preferences(BaseModel):
@@ -64,6 +66,8 @@ class LearnerContext(BaseModel):
     misconceptions: dict[str, Misconception] = Field(default_factory=dict)
     preferences: Preferences = Field(default_factory=Preferences)
     recent: list[TurnSummary] = Field(default_factory=list)
+    request_bodies: dict[str, str] = Field(default_factory=dict, description=(
+        "Idempotency key → hash of the body it was applied with (the last REQUEST_BODIES_KEPT)."))
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -79,6 +83,9 @@ class LearnerUpdate(BaseModel):
     misconceptions: list[str] = Field(default_factory=list)
     summary: TurnSummary | None = None
     preferences: Preferences | None = Field(default=None, description="Fields set here replace the stored ones.")
+    body_hash: str | None = Field(default=None, description=(
+        "Hash of the request that carried this update under a client's idempotency key (kept in the context, "
+        "so a reused key with another body can be told from a retry)."))
 
 
 def new_context(key: str, now: float | None = None) -> LearnerContext:
@@ -111,7 +118,10 @@ def apply_update(ctx: LearnerContext, upd: LearnerUpdate, policy: MemoryPolicy, 
     prefs = ctx.preferences
     if upd.preferences is not None:
         prefs = prefs.model_copy(update=upd.preferences.model_dump(exclude_unset=True))
+    bodies = ctx.request_bodies
+    if upd.body_hash is not None:
+        bodies = dict(list({**bodies, upd.turn_id: upd.body_hash}.items())[-REQUEST_BODIES_KEPT:])
     return ctx.model_copy(update={
         "version": ctx.version + 1, "skills": skills, "misconceptions": misconceptions,
-        "recent": recent, "preferences": prefs, "updated_at": t,
+        "recent": recent, "preferences": prefs, "updated_at": t, "request_bodies": bodies,
     })

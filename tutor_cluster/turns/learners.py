@@ -4,6 +4,7 @@ the prompt profile and routing features. A store outage or a missed deadline is 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ from ray.exceptions import RayError
 from tutor_cluster.access.policy import Access
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
-from tutor_cluster.errors import NotFound, Unavailable
+from tutor_cluster.errors import InvalidInput, NotFound, Unavailable
 from tutor_cluster.identity import Principal, learner_key
 from tutor_cluster.learner import policies as learner_policies
 from tutor_cluster.learner.context import (
@@ -90,8 +91,14 @@ class LearnerService:
                               key: str | None) -> LearnerView:
         await self._known_learner(principal, learner_id)
         # preference keys have their own namespace: an Idempotency-Key equal to some turn_id is another write
-        update = LearnerUpdate(turn_id=f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}", preferences=prefs)
+        turn_id = f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}"
+        body = hashlib.sha256(prefs.model_dump_json(exclude_unset=True).encode()).hexdigest()[:16]
+        update = LearnerUpdate(turn_id=turn_id, preferences=prefs, body_hash=body)
         result = await self._memory_call(self._memory.apply(await self.key(principal, learner_id), update))
+        if not result.applied and result.after.request_bodies.get(turn_id, body) != body:
+            raise InvalidInput(f"Idempotency-Key {key!r} was used before with another body; send a new key for a "
+                               "new change, or the same body to retry", field="Idempotency-Key",
+                               code="idempotency_key_reused")
         return self.learner_view(result.after)
 
     async def next_exercise(self, principal: Principal, learner_id: str) -> Recommendation:

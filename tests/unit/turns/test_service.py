@@ -218,3 +218,15 @@ def test_a_retry_without_turn_id_applies_once_when_the_client_numbers_its_messag
     assert not result.memory.applied and result.memory.version == 1
     asyncio.run(turns.turn(_turn(learner_id="l4", message="3/4", exercise_id="frac-add-1", seq=4), ACME))
     assert asyncio.run(learners.learner(ACME, "l4")).skills["fractions.add"].attempts == 2  # message 4 is new
+
+
+def test_a_reused_idempotency_key_with_another_body_is_refused(tmp_path: Path) -> None:
+    turns, _, _, learners = _with_learners(tmp_path)
+    asyncio.run(turns.turn(_turn(learner_id="l5", message="3/4", exercise_id="frac-add-1"), ACME))
+    first = asyncio.run(learners.set_preferences(ACME, "l5", Preferences(pace="slow"), "change-1"))
+    retry = asyncio.run(learners.set_preferences(ACME, "l5", Preferences(pace="slow"), "change-1"))
+    assert first.version == retry.version == 2
+    with pytest.raises(InvalidInput) as reused:
+        asyncio.run(learners.set_preferences(ACME, "l5", Preferences(pace="fast"), "change-1"))
+    assert reused.value.code == "idempotency_key_reused" and reused.value.field == "Idempotency-Key"
+    assert asyncio.run(learners.learner(ACME, "l5")).preferences == {"pace": "slow"}  # nothing half-applied
