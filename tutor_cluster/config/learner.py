@@ -61,3 +61,6 @@ class MemoryConfig(BaseModel):
     policy: MemoryPolicy = Field(default_factory=MemoryPolicy)
     next_exercise_policy: str = Field(default="lowest_mastery", description="Registered next-exercise policy.")
     call_timeout_s: float = Field(default=10.0, gt=0, description="Gateway's deadline for one memory call (503 after).")
+    max_learners_per_tenant: int | None = Field(default=None, ge=1, description=(
+        "Learners a tenant may have; a turn that would create one more is 403 learner_quota_exceeded (null: no "
+        "quota). Exact on SQLite; on Redis concurrent creations may overshoot by a few."))

@@ -81,7 +81,7 @@ class LearnerMemoryActor:
 
         with self._lock_for(key):
             try:
-                result = self._store.apply(key, update, fn)
+                result = self._store.apply(key, update, fn, self._config.max_learners_per_tenant)
             except StoreUnavailable:
                 self._stats["store_errors"] += 1
                 raise

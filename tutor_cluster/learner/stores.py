@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from tutor_cluster.config.learner import StoreConfig
-from tutor_cluster.identity import KEY_SEPARATOR, learner_key
+from tutor_cluster.errors import Forbidden
+from tutor_cluster.identity import KEY_SEPARATOR, learner_key, split_learner_key
 from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
 
 UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
@@ -32,6 +33,12 @@ class Applied(NamedTuple):
 TURN_IDS_KEPT = 5000
 
 
+class QuotaExceeded(Forbidden):
+    """Creating this learner would exceed its tenant's quota."""
+
+    kind = "learner_quota_exceeded"
+
+
 class StoreUnavailable(RuntimeError):
     """The store cannot be reached or did not confirm the write; nothing was applied. Retry later."""
 
@@ -39,7 +46,7 @@ class StoreUnavailable(RuntimeError):
 class LearnerStore(Protocol):
     def get(self, learner_id: str) -> LearnerContext | None: ...
 
-    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> Applied: ...
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn, quota: int | None = None) -> Applied: ...
 
     def applied_turns(self, learner_id: str) -> set[str]: ...
 
@@ -78,13 +85,21 @@ class SQLiteStore:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return LearnerContext.model_validate_json(row[0]) if row else None
 
-    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> Applied:
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn, quota: int | None = None) -> Applied:
+        """``quota``: refuse (:class:`QuotaExceeded`) to create a learner when its tenant has that many."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     row = self._db.execute("SELECT ctx FROM learners WHERE id = ?", (learner_id,)).fetchone()
                     current = LearnerContext.model_validate_json(row[0]) if row else None
+                    if current is None and quota is not None:
+                        tenant = split_learner_key(learner_id)[0] or ""
+                        (count,) = self._db.execute(  # the key range of the tenant: served by the primary key
+                            "SELECT count(*) FROM learners WHERE id >= ? AND id < ?",
+                            (tenant + KEY_SEPARATOR, tenant + chr(ord(KEY_SEPARATOR) + 1))).fetchone()
+                        if count >= quota:
+                            raise QuotaExceeded(f"tenant {tenant!r} has {count} learners, its quota")
                     seen = self._db.execute("SELECT 1 FROM turns WHERE learner_id = ? AND turn_id = ?",
                                             (learner_id, update.turn_id)).fetchone()
                     if seen and current is not None:
@@ -176,9 +191,18 @@ class RedisStore:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return LearnerContext.model_validate_json(raw) if raw else None
 
-    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn) -> Applied:
+    def _tenant_set(self, learner_id: str) -> str:
+        return f"{self._prefix}:tenant:{{{split_learner_key(learner_id)[0] or ''}}}:learners"
+
+    def apply(self, learner_id: str, update: LearnerUpdate, fn: UpdateFn, quota: int | None = None) -> Applied:
+        """``quota`` as for SQLite, checked against the tenant's learner set before the transaction (best
+        effort: concurrent creations may overshoot by a few)."""
         key, turns = self._keys(learner_id)
         try:
+            if quota is not None and not self._redis.exists(key):
+                count = self._redis.scard(self._tenant_set(learner_id))
+                if count >= quota:
+                    raise QuotaExceeded(f"tenant {split_learner_key(learner_id)[0]!r} has {count} learners, its quota")
             with self._redis.pipeline() as pipe:
                 while True:
                     try:
@@ -194,6 +218,8 @@ class RedisStore:
                         pipe.zadd(turns, {update.turn_id: time.time()})
                         pipe.zremrangebyrank(turns, 0, -TURN_IDS_KEPT - 1)
                         pipe.execute()  # EXEC returns after the AOF fsync (appendfsync always)
+                        if quota is not None:
+                            self._redis.sadd(self._tenant_set(learner_id), learner_id)
                         return Applied(current, new, True)
                     except self._watch_error:
                         continue  # another writer won the race: re-read and re-apply

@@ -14,7 +14,7 @@ from ray.exceptions import RayError
 from tutor_cluster.access.policy import Access
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
-from tutor_cluster.errors import InvalidInput, NotFound, Unavailable
+from tutor_cluster.errors import InvalidInput, NotFound, TutorError, Unavailable
 from tutor_cluster.identity import Principal, learner_key
 from tutor_cluster.learner import policies as learner_policies
 from tutor_cluster.learner.context import (
@@ -52,6 +52,9 @@ class LearnerService:
 
         try:
             return await asyncio.wait_for(wait(), self.settings.learner.call_timeout_s)
+        except TutorError as exc:  # a domain refusal from the memory tier (e.g. a quota): as it is
+            cause = getattr(exc, "cause", None)  # Ray wraps it: raise the original, with its own attributes
+            raise cause if isinstance(cause, TutorError) else exc from None
         except StoreUnavailable:  # the store refused before committing: nothing was written
             raise Unavailable("learner memory is unavailable (StoreUnavailable); nothing was written, retry shortly",
                               kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None

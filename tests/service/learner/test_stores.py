@@ -103,3 +103,18 @@ def test_records_from_before_tenancy_are_found_and_moved_under_their_tenant(stor
                                     _fn(learner_key("acme", "old-1")))
     assert not applied and again.version == moved.version
     assert store.migrate_legacy("acme") == 0  # a rerun finds nothing left
+
+
+def test_a_tenant_quota_refuses_the_learner_one_too_many(store) -> None:
+    from tutor_cluster.learner.stores import QuotaExceeded
+
+    a, b, c = (learner_key("acme", n) for n in ("a", "b", "c"))
+    for key in (a, b):
+        store.apply(key, LearnerUpdate(turn_id="t1"), _fn(key), quota=2)
+    with pytest.raises(QuotaExceeded):
+        store.apply(c, LearnerUpdate(turn_id="t1"), _fn(c), quota=2)
+    assert store.get(c) is None  # nothing half-written
+    _, again, applied = store.apply(a, LearnerUpdate(turn_id="t2"), _fn(a), quota=2)  # existing learners go on
+    assert applied and again.version == 2
+    other = learner_key("globex", "c")
+    assert store.apply(other, LearnerUpdate(turn_id="t1"), _fn(other), quota=2).applied  # per tenant

@@ -230,3 +230,23 @@ def test_a_reused_idempotency_key_with_another_body_is_refused(tmp_path: Path) -
         asyncio.run(learners.set_preferences(ACME, "l5", Preferences(pace="fast"), "change-1"))
     assert reused.value.code == "idempotency_key_reused" and reused.value.field == "Idempotency-Key"
     assert asyncio.run(learners.learner(ACME, "l5")).preferences == {"pace": "slow"}  # nothing half-applied
+
+
+def test_a_quota_refusal_from_the_memory_tier_reaches_the_caller_as_itself(tmp_path: Path) -> None:
+    """As the Ray actor raises it: Ray wraps an actor's exception (RayTaskError); the caller gets the original."""
+    from ray.exceptions import RayTaskError
+
+    from tutor_cluster.errors import Forbidden
+    from tutor_cluster.learner.stores import QuotaExceeded
+
+    turns, _, _, learners = _with_learners(tmp_path)
+    wrapped = RayTaskError("apply", "traceback", QuotaExceeded("tenant 'acme' has 1 learners, its quota"))
+    wrapped = wrapped.as_instanceof_cause()
+
+    async def refuse(*_: Any) -> Any:
+        raise wrapped
+
+    learners._memory.apply = refuse  # type: ignore[method-assign]
+    with pytest.raises(Forbidden) as refused:
+        asyncio.run(turns.turn(_turn(learner_id="l6"), ACME))
+    assert type(refused.value) is QuotaExceeded and refused.value.kind == "learner_quota_exceeded"
