@@ -93,6 +93,24 @@ def keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys_revoke(args: argparse.Namespace) -> int:
+    """The settings' ``auth.api_keys`` block without the revoked key, to put in place of the old one (keys live in
+    settings: revoking is that edit plus a redeploy, exactly as adding one is). Refuses an unknown id."""
+    import json
+
+    settings = _settings(args.config)
+    keys = settings.auth.api_keys
+    if not any(k.id == args.id for k in keys):
+        raise CliError(f"no key {args.id!r} in {args.config or 'the settings'}; `tutor-cluster keys list` shows them", 2)
+    kept = [k.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": k.id}
+            for k in keys if k.id != args.id]
+    print(f"# auth.api_keys without {args.id!r}: replace the block in your settings and redeploy")
+    print("auth:\n  api_keys:" + ("" if kept else " []"))
+    for entry in kept:
+        print(f"    - {json.dumps(entry)}")
+    return 0
+
+
 def keys_list(args: argparse.Namespace) -> int:
     """The configured keys: id, tenant, role, scopes, how the key is stored, and whether it is still valid."""
     import datetime as dt

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     lst = keys_sub.add_parser("list", help="the configured keys and whether each is still valid")
     lst.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
     lst.set_defaults(func=commands.keys_list)
+    rev = keys_sub.add_parser("revoke", help="print the settings' keys without this one (paste, redeploy)")
+    rev.add_argument("id", help="the key's id")
+    rev.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    rev.set_defaults(func=commands.keys_revoke)
     hsh = keys_sub.add_parser("hash", help="legacy: print the unsalted SHA-256 of a key read from stdin")
     hsh.set_defaults(func=commands.keys_hash)
 

@@ -128,3 +128,25 @@ def test_learners_from_before_tenancy_stop_up_until_migrated(tmp_path) -> None:
     store = SQLiteStore(db)
     assert store.legacy_keys() == [] and store.get("acme/student-1").skills["s"].correct == 1
     store.close()
+
+
+def test_keys_revoke_prints_the_keys_without_it_and_the_result_loads(tmp_path) -> None:
+    import yaml
+
+    from tutor_cluster.config.settings import load_settings
+
+    entries = []
+    for key_id in ("a", "b"):
+        out = _cli("keys", "new", "--id", key_id, "--tenant", "acme").stdout
+        entries.append(out.split("api_keys:\n")[1].strip().lstrip("- "))
+    config = tmp_path / "s.yaml"
+    config.write_text("catalogue: models.yaml\nauth:\n  api_keys:\n" + "".join(f"    - {e}\n" for e in entries))
+    revoked = _cli("keys", "revoke", "a", "--config", str(config))
+    assert revoked.returncode == 0, revoked.stderr
+    block = yaml.safe_load(revoked.stdout)
+    assert [k["id"] for k in block["auth"]["api_keys"]] == ["b"]
+    config.write_text("catalogue: models.yaml\n" + revoked.stdout)
+    kept = load_settings(config, env={}).auth.api_keys
+    assert [(k.id, k.tenant) for k in kept] == [("b", "acme")] and kept[0].hash  # b's entry survives intact
+    unknown = _cli("keys", "revoke", "zzz", "--config", str(config))
+    assert unknown.returncode == 2 and "no key 'zzz'" in unknown.stderr
