@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 _PII = [
-    ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
+    # bounded parts (RFC 5321: local part ≤ 64, labels ≤ 63) keep the scan linear in the text's length
+    ("email", re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")),
     ("phone", re.compile(r"(?<!\w)(?:\+?\d[\d\s().-]{7,}\d)(?!\w)")),
 ]
 #: Prompt-injection phrasings in the curriculum's languages and a few more (en, es, fr, de, pt), by intent:

@@ -22,7 +22,7 @@ from tutor_cluster import runtime
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
 from tutor_cluster.edge.signals import EdgeRejection, EdgeReply, EdgeResult
-from tutor_cluster.errors import InvalidInput
+from tutor_cluster.errors import InvalidInput, Unavailable
 from tutor_cluster.identity import Principal
 from tutor_cluster.knowledge.index import Filters
 from tutor_cluster.knowledge.retriever import Passage
@@ -74,9 +74,13 @@ class Tiers:
         or oversized submission is :class:`InvalidInput`."""
         t0 = self.clock()
         try:
-            result = await self.edge.analyse.remote(message, exercise_id, history)
+            result = await asyncio.wait_for(self.edge.analyse.remote(message, exercise_id, history),
+                                            self.settings.edge.call_timeout_s)
         except BackPressureError as exc:
             raise overloaded(exc) from None
+        except TimeoutError:
+            raise Unavailable(f"the edge tier did not answer within {self.settings.edge.call_timeout_s} s",
+                              kind="edge_timeout", retry_after_s=1) from None
         if isinstance(result, EdgeRejection):
             raise InvalidInput(result.message, field=result.field)
         return result, ms(self.clock() - t0)

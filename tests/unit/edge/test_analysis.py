@@ -114,3 +114,26 @@ def test_the_injection_guard_on_its_labelled_sets() -> None:
     dev_m, held_m = bench.measure(dev)["all"], bench.measure(held_out)["all"]
     assert dev_m["recall"] >= 0.95 and dev_m["precision"] >= 0.95
     assert held_m["precision"] >= 0.95  # recall on unseen paraphrases is low (measured, documented), not asserted
+
+
+@pytest.mark.parametrize("shape", [lambda n: "a" * n, lambda n: "a@" * (n // 2), lambda n: "a." * (n // 2),
+                                   lambda n: "ignore " * (n // 7), lambda n: ("x" * 63 + ".") * (n // 64),
+                                   lambda n: "1 " * (n // 2)])
+def test_screening_runs_in_linear_time_on_hostile_shapes(shape) -> None:
+    """Doubling the input twice multiplies the work by ~4 when linear, ~16 when quadratic (the e-mail pattern used
+    to be: 32,000 characters took 5 s). Best of 5 per size, so a busy machine does not decide the outcome."""
+    import time
+
+    from tutor_cluster.edge.screening import looks_like_injection, redact_pii
+
+    def best(text: str) -> float:
+        out = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            redact_pii(text)
+            looks_like_injection(text)
+            out.append(time.perf_counter() - t0)
+        return min(out)
+
+    small, large = best(shape(4000)), best(shape(16000))
+    assert large / max(small, 1e-6) < 9, (small, large)

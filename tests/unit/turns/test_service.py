@@ -250,3 +250,19 @@ def test_a_quota_refusal_from_the_memory_tier_reaches_the_caller_as_itself(tmp_p
     with pytest.raises(Forbidden) as refused:
         asyncio.run(turns.turn(_turn(learner_id="l6"), ACME))
     assert type(refused.value) is QuotaExceeded and refused.value.kind == "learner_quota_exceeded"
+
+
+def test_an_edge_that_does_not_answer_is_a_503_not_a_hang(tmp_path: Path) -> None:
+    """A stand-in edge that never answers (a replica stuck on a hostile input cannot be produced on demand here)."""
+    turns, _, _, _ = _with_learners(tmp_path)
+
+    class _Stuck:
+        async def analyse(self, *args: Any) -> None:
+            await asyncio.sleep(3600)
+
+    turns._t.edge = InProcess(_Stuck())
+    turns._t.settings = turns._t.settings.model_copy(update={
+        "edge": turns._t.settings.edge.model_copy(update={"call_timeout_s": 0.2})})
+    with pytest.raises(Unavailable) as late:
+        asyncio.run(turns.turn(_turn(), ACME))
+    assert late.value.kind == "edge_timeout" and late.value.retry_after_s == 1
