@@ -13,7 +13,7 @@ class EdgeConfig(BaseModel):
     settle_answers: bool = Field(default=True, description="Reply to answer attempts the checkers decide, without a model.")
     redact_pii: bool = Field(default=True, description="Redact e-mails and phone numbers before any model sees them.")
     block_injection: bool = Field(default=True, description="Refuse prompt-injection attempts at the edge.")
-    call_timeout_s: float = Field(default=5.0, gt=0, description=(
+    call_timeout_s: float = Field(default=10.0, gt=0, description=(
         "The gateway's deadline for one edge call; past it the turn is 503 edge_timeout with Retry-After (the "
         "client never hangs; bounding the edge's own work is issue 13's)."))
 
