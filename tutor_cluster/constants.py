@@ -34,6 +34,10 @@ MAX_MATH_CHARS = _env_int("TUTOR_MAX_MATH_CHARS", 200)
 MAX_MATH_DEPTH = _env_int("TUTOR_MAX_MATH_DEPTH", 20)
 #: Largest integer exponent / literal magnitude accepted in a maths answer.
 MAX_MATH_EXPONENT = _env_int("TUTOR_MAX_MATH_EXPONENT", 64)
+#: Bounds on what checking a maths answer may expand to, estimated before any work (degree, terms, digits).
+MAX_MATH_DEGREE = _env_int("TUTOR_MAX_MATH_DEGREE", 64)
+MAX_MATH_TERMS = _env_int("TUTOR_MAX_MATH_TERMS", 2_000)
+MAX_MATH_DIGITS = _env_int("TUTOR_MAX_MATH_DIGITS", 1_000)
 #: Code answers longer than this are refused before parsing.
 MAX_CODE_CHARS = _env_int("TUTOR_MAX_CODE_CHARS", 20_000)
 #: Name of the bundled model's converted folder under CACHE_DIR.

@@ -3,12 +3,15 @@
 Learner input is never ``eval``-ed (sympy's ``parse_expr`` does eval): it is parsed with Python's
 ``ast`` in ``eval`` mode after size and nesting checks, then translated node by node into sympy
 objects from a whitelist (numbers, single-letter variables, + - * / ** and unary minus, ``=``).
-Exponents and literals are bounded so that nothing like ``9**9**9**9`` is ever computed.
+Exponents and literals are bounded so that nothing like ``9**9**9**9`` is ever computed, and the size of what
+checking could expand to (degree, number of terms, digits) is estimated from the tree before any sympy work: a
+20-character ``(a+b+c+d+e+f+g+h)^64`` (a billion terms once expanded) is refused, not computed.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 
@@ -94,6 +97,59 @@ def _to_sympy(node: ast.AST) -> sympy.Expr:
     raise MathInputError("only numbers, letters, + - * / ^ and brackets are allowed")
 
 
+@dataclass(frozen=True)
+class _Cost:
+    """Upper bounds on an expression's expanded form: polynomial degree, number of terms, digits of numbers."""
+
+    degree: int
+    terms: int
+    digits: int
+
+
+def _exponent(node: ast.AST) -> int | None:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _exponent(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+def _cost(node: ast.AST) -> _Cost:
+    """Estimated before any sympy work; raises :class:`MathInputError` past the bounds in ``constants``."""
+    if isinstance(node, ast.Expression):
+        return _cost(node.body)
+    if isinstance(node, ast.Constant):
+        return _Cost(0, 1, len(repr(node.value)))
+    if isinstance(node, ast.Name):
+        return _Cost(1, 1, 1)
+    if isinstance(node, ast.UnaryOp):
+        return _cost(node.operand)
+    if not isinstance(node, ast.BinOp):
+        return _Cost(0, 1, 1)  # refused by the translator with its own message
+    left = _cost(node.left)
+    if isinstance(node.op, ast.Pow):
+        n = _exponent(node.right)
+        if n is None:
+            return left  # refused by the translator: exponents must be whole numbers
+        n = abs(n)
+        terms = math.comb(left.terms + n - 1, n) if left.terms > 1 else 1  # multinomial expansion
+        cost = _Cost(left.degree * n, terms, left.digits * max(n, 1))
+    else:
+        right = _cost(node.right)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            cost = _Cost(max(left.degree, right.degree), left.terms + right.terms, max(left.digits, right.digits) + 1)
+        else:  # * and / (a quotient is checked as numerator and denominator together)
+            cost = _Cost(left.degree + right.degree, left.terms * right.terms, left.digits + right.digits)
+    if cost.degree > constants.MAX_MATH_DEGREE:
+        raise MathInputError(f"expression would reach degree {cost.degree} (at most {constants.MAX_MATH_DEGREE})")
+    if cost.terms > constants.MAX_MATH_TERMS:
+        raise MathInputError(f"expression would expand past {constants.MAX_MATH_TERMS} terms")
+    if cost.digits > constants.MAX_MATH_DIGITS:
+        raise MathInputError(f"numbers would grow past {constants.MAX_MATH_DIGITS} digits")
+    return cost
+
+
 def parse_expression(text: str) -> sympy.Expr:
     """Parse one side of an answer into a sympy expression, safely."""
     cleaned = _check_shape(text.strip())
@@ -103,6 +159,7 @@ def parse_expression(text: str) -> sympy.Expr:
         tree = ast.parse(cleaned, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise MathInputError("expression is not well-formed") from exc
+    _cost(tree)  # before any sympy object exists: bombs are refused, not computed
     return _to_sympy(tree)
 
 

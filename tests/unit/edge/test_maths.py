@@ -41,3 +41,18 @@ def test_solve_exercises_need_a_solved_form() -> None:
 def test_hostile_or_malformed_input_is_refused_quickly(hostile: str) -> None:
     with pytest.raises(MathInputError):
         equivalent(hostile, "3/4")
+
+
+@pytest.mark.parametrize("bomb", ["(a+b+c+d+e+f+g+h)^64", "((x+1)^64)^64", "(((x+1)^64)^64)^64",
+                                  "((x*10^6)^64)^64", "(x+1)^64*(x+2)^64", "(2^64)^64", "(a+b+c)^40/(a-b)^30"])
+def test_expansion_bombs_are_refused_before_any_work(bomb) -> None:
+    """Each of these ran for seconds to minutes (or exhausted memory) when sympy was asked to check it; the size
+    estimate refuses it from the syntax tree alone."""
+    with pytest.raises(MathInputError, match="degree|terms|digits"):
+        equivalent(bomb, "1")
+
+
+@pytest.mark.parametrize("answer, expected", [("(x+1)^2", "x^2+2x+1"), ("(a+b)^3", "a^3+3*a^2*b+3*a*b^2+b^3"),
+                                              ("2^10", "1024"), ("(x+1)^64", "(1+x)^64"), ("x^2/x", "x")])
+def test_ordinary_answers_stay_within_the_bounds(answer, expected) -> None:
+    assert equivalent(answer, expected).correct
