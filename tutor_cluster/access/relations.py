@@ -4,11 +4,11 @@ so they live and are backed up with the learners they are about."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Protocol
 
+from tutor_cluster import embedded_db
 from tutor_cluster.config.learner import StoreConfig
 
 
@@ -33,15 +33,11 @@ KINDS = (CLASS_TEACHERS, CLASS_LEARNERS, GUARDIAN_LEARNERS)
 
 class SQLiteRelations:
     def __init__(self, path: str | Path, timeout_s: float = 2.0) -> None:
-        file = Path(path).expanduser()
-        file.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(file, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS relations (tenant TEXT NOT NULL, kind TEXT NOT NULL, "
-                         "owner TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (tenant, kind, owner, member))")
-        self._db.execute("CREATE INDEX IF NOT EXISTS relations_by_member ON relations (tenant, kind, member)")
+        self._db = embedded_db.connect(path, timeout_s=timeout_s, schema=(
+            "CREATE TABLE IF NOT EXISTS relations (tenant TEXT NOT NULL, kind TEXT NOT NULL, "
+            "owner TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (tenant, kind, owner, member))",
+            "CREATE INDEX IF NOT EXISTS relations_by_member ON relations (tenant, kind, member)"))
 
     def add(self, tenant: str, kind: str, owner: str, member: str) -> None:
         with self._lock:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from tutor_cluster import embedded_db
 from tutor_cluster.config.limits import Rate, RateLimitConfig
 
 log = logging.getLogger(f"ray.serve.{__name__}")
@@ -74,13 +73,10 @@ class _Store(Protocol):
 
 class _SQLiteStore:
     def __init__(self, path: str) -> None:
-        file = Path(path).expanduser()
-        file.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(file, timeout=2, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")  # counters, not records: a crash may forget a second of them
-        self._db.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tat REAL NOT NULL)")
+        # synchronous OFF: counters, not records; a crash may forget a second of them
+        self._db = embedded_db.connect(path, timeout_s=2, synchronous="OFF", schema=(
+            "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tat REAL NOT NULL)",))
 
     def take(self, buckets: list[Bucket], now: float) -> Verdict:
         with self._lock:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from tutor_cluster.cli import commands
+from tutor_cluster.cli import keys as keys_commands
 from tutor_cluster.cli import learner as learner_commands
 
 
@@ -54,16 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--learner-id", help="for --role learner: the learner the key is")
     new.add_argument("--scopes", default="tutor,chat", help="comma-separated scopes")
     new.add_argument("--expires-days", type=int, help="the key expires after this many days (rotation)")
-    new.set_defaults(func=commands.keys_new)
+    new.set_defaults(func=keys_commands.keys_new)
     lst = keys_sub.add_parser("list", help="the configured keys and whether each is still valid")
     lst.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
-    lst.set_defaults(func=commands.keys_list)
+    lst.set_defaults(func=keys_commands.keys_list)
     rev = keys_sub.add_parser("revoke", help="print the settings' keys without this one (paste, redeploy)")
     rev.add_argument("id", help="the key's id")
     rev.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
-    rev.set_defaults(func=commands.keys_revoke)
+    rev.set_defaults(func=keys_commands.keys_revoke)
     hsh = keys_sub.add_parser("hash", help="legacy: print the unsalted SHA-256 of a key read from stdin")
-    hsh.set_defaults(func=commands.keys_hash)
+    hsh.set_defaults(func=keys_commands.keys_hash)
 
     learner = sub.add_parser("learner", help="learner memory")
     learner_sub = learner.add_subparsers(dest="learner_command", required=True, parser_class=_Parser)

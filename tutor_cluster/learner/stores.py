@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from tutor_cluster import embedded_db
 from tutor_cluster.config.learner import StoreConfig
 from tutor_cluster.errors import Forbidden
 from tutor_cluster.identity import KEY_SEPARATOR, learner_key, split_learner_key
@@ -66,16 +67,11 @@ def _adopt(ctx: LearnerContext, tenant: str) -> LearnerContext:
 class SQLiteStore:
     def __init__(self, path: str | Path, timeout_s: float = 1.0) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS learners (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ctx TEXT NOT NULL)")
-        self._db.execute(
+        self._db = embedded_db.connect(self.path, timeout_s=timeout_s, schema=(
+            "CREATE TABLE IF NOT EXISTS learners (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ctx TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS turns (learner_id TEXT NOT NULL, turn_id TEXT NOT NULL, at REAL NOT NULL, "
-            "PRIMARY KEY (learner_id, turn_id))")
+            "PRIMARY KEY (learner_id, turn_id))"))
 
     def get(self, learner_id: str) -> LearnerContext | None:
         with self._lock:

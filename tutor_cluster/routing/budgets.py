@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import calendar
 import json
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
+from tutor_cluster import embedded_db
 from tutor_cluster.config.routing import BudgetConfig, BudgetRule, Scope, Term, Window
 from tutor_cluster.errors import BudgetExhausted
 
@@ -84,13 +83,9 @@ class _Counters(Protocol):
 
 class _SQLiteCounters:
     def __init__(self, path: str) -> None:
-        file = Path(path).expanduser()
-        file.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(file, timeout=10, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, amount REAL NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL)")
+        self._db = embedded_db.connect(path, timeout_s=10, schema=(
+            "CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, amount REAL NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL)"))
         self._lock = threading.Lock()
 
     def append(self, entry: dict[str, Any]) -> None:

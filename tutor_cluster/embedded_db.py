@@ -1,0 +1,35 @@
+"""Embedded SQLite files that several processes on one machine share (gateway replicas, memory actors, the
+router, jobs): one way to open them. WAL lets readers go on while one process writes. Opening retries while
+another process is switching a new file to WAL: SQLite answers that with "database is locked" at once, without
+waiting for its busy timeout (two memory actors starting together on a fresh file hit it)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+
+def connect(path: str | Path, *, timeout_s: float, synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
+            schema: Sequence[str] = ()) -> sqlite3.Connection:
+    """A WAL-mode connection (autocommit; usable from several threads under the caller's lock) with ``schema``
+    statements applied."""
+    file = Path(path).expanduser()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + max(timeout_s, 5.0)
+    while True:
+        db = sqlite3.connect(file, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            for statement in schema:
+                db.execute(statement)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.08)
