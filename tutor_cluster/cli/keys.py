@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic import ValidationError
+
 from tutor_cluster.cli.commands import CliError, _settings
+from tutor_cluster.config.auth import ApiKey
 
 
 def keys_new(args: argparse.Namespace) -> int:
@@ -20,6 +23,8 @@ def keys_new(args: argparse.Namespace) -> int:
         raise CliError(f"--role: one of {', '.join(ROLES)}", 2)
     if args.role == "learner" and not args.learner_id:
         raise CliError("--learner-id is required with --role learner", 2)
+    if args.expires_days is not None and args.expires_days < 1:
+        raise CliError("--expires-days: a whole number of days, at least 1", 2)
     key = new_key()
     entry: dict[str, object] = {"id": args.id, "prefix": prefix_of(key), "hash": kdf_hash(key),
                                 "tenant": args.tenant, "role": args.role, "scopes": args.scopes.split(",")}
@@ -28,6 +33,12 @@ def keys_new(args: argparse.Namespace) -> int:
     if args.expires_days is not None:
         expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=args.expires_days)
         entry["expires_at"] = expires.replace(microsecond=0).isoformat()
+    try:  # exactly what settings will accept: a bad --scopes or --tenant is exit 2 here, not at deploy time
+        ApiKey.model_validate(entry)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"]) or "key"
+        raise CliError(f"--{field.split('.')[0].replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}", 2) from None
     print(f"key (shown once): {key}")
     print("settings:\n  auth:\n    api_keys:")
     print(f"      - {json.dumps(entry)}")

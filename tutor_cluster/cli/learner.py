@@ -41,6 +41,8 @@ def learner_migrate_tenancy(args: argparse.Namespace) -> int:
         moved = store.migrate_legacy(args.tenant)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - an unreachable store: one line, nothing half-moved (see migrate_legacy)
+        raise CliError(f"learner store: {type(exc).__name__}: {exc}") from None
     finally:
         store.close()
     print(f"moved {moved} learner(s) under tenant {args.tenant!r}")

@@ -71,7 +71,10 @@ class LearnerService:
         return learner_key(principal.tenant, learner_id)
 
     async def _known_learner(self, principal: Principal, learner_id: str) -> LearnerContext:
-        ctx = await self._memory_call(self._memory.get(await self.key(principal, learner_id)))
+        return await self._known(await self.key(principal, learner_id), learner_id)
+
+    async def _known(self, key: str, learner_id: str) -> LearnerContext:
+        ctx = await self._memory_call(self._memory.get(key))
         if ctx is None:
             raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
         return ctx
@@ -92,12 +95,13 @@ class LearnerService:
 
     async def set_preferences(self, principal: Principal, learner_id: str, prefs: Preferences,
                               key: str | None) -> LearnerView:
-        await self._known_learner(principal, learner_id)
+        memory_key = await self.key(principal, learner_id)  # one access check for the read and the write
+        await self._known(memory_key, learner_id)
         # preference keys have their own namespace: an Idempotency-Key equal to some turn_id is another write
         turn_id = f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}"
         body = hashlib.sha256(prefs.model_dump_json(exclude_unset=True).encode()).hexdigest()[:16]
         update = LearnerUpdate(turn_id=turn_id, preferences=prefs, body_hash=body)
-        result = await self._memory_call(self._memory.apply(await self.key(principal, learner_id), update))
+        result = await self._memory_call(self._memory.apply(memory_key, update))
         if not result.applied and result.after.request_bodies.get(turn_id, body) != body:
             raise InvalidInput(f"Idempotency-Key {key!r} was used before with another body; send a new key for a "
                                "new change, or the same body to retry", field="Idempotency-Key",

@@ -150,3 +150,21 @@ def test_keys_revoke_prints_the_keys_without_it_and_the_result_loads(tmp_path) -
     assert [(k.id, k.tenant) for k in kept] == [("b", "acme")] and kept[0].hash  # b's entry survives intact
     unknown = _cli("keys", "revoke", "zzz", "--config", str(config))
     assert unknown.returncode == 2 and "no key 'zzz'" in unknown.stderr
+
+
+@pytest.mark.parametrize("args, needle", [(["--scopes", "tutor,root"], "--scopes"), (["--tenant", "a/b"], "--tenant"),
+                                          (["--role", "wizard"], "--role"), (["--expires-days", "0"], "--expires-days"),
+                                          (["--role", "learner"], "--learner-id")])
+def test_keys_new_refuses_what_settings_would_refuse(args: list[str], needle: str) -> None:
+    proc = _cli("keys", "new", "--id", "k", *args)
+    assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "shown once" not in proc.stdout  # no key is printed for an entry that would not load
+
+
+def test_migrate_tenancy_with_the_store_down_is_one_line(tmp_path) -> None:
+    config = tmp_path / "s.yaml"
+    config.write_text("catalogue: models.yaml\nlearner:\n  store: {backend: redis, redis_url: 'redis://127.0.0.1:1/0', "
+                      "timeout_s: 0.2}\n")
+    proc = _cli("learner", "migrate-tenancy", "--tenant", "acme", "--config", str(config))
+    assert proc.returncode == 1 and proc.stderr.startswith("tutor-cluster: learner store:"), proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
