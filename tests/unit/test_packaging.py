@@ -33,5 +33,5 @@ def test_the_wheel_runs_its_shipped_defaults_from_any_directory(tmp_path: Path) 
                                cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
         assert check.returncode == 0, check.stdout + check.stderr
         checks[name] = check.stdout
-    assert "7 exercises" in checks["default.yaml"] and ", curriculum " in checks["default.yaml"]  # sample found
+    assert "18 exercises" in checks["default.yaml"] and ", curriculum " in checks["default.yaml"]  # sample found
     assert "production.yaml: ok" in checks["production.yaml"]

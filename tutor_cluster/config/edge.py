@@ -15,7 +15,29 @@ class EdgeConfig(BaseModel):
     block_injection: bool = Field(default=True, description="Refuse prompt-injection attempts at the edge.")
     call_timeout_s: float = Field(default=10.0, gt=0, description=(
         "The gateway's deadline for one edge call; past it the turn is 503 edge_timeout with Retry-After (the "
-        "client never hangs; bounding the edge's own work is issue 13's)."))
+        "client never hangs)."))
+    check_isolation: Literal["process", "inline"] = Field(default="process", description=(
+        "process: the symbolic work of a maths check runs in worker processes under a CPU-time limit the kernel "
+        "enforces (RLIMIT_CPU) and a memory limit; inline: in the replica itself, bounded only by the size "
+        "estimate (unit tests, debugging)."))
+    check_workers: int = Field(default=2, ge=1, le=64, description="Check worker processes per edge replica.")
+    check_cpu_s: int = Field(default=2, ge=1, le=60, description=(
+        "CPU seconds one maths check may use (whole seconds: the kernel's granularity, so at most this + 1)."))
+    check_wall_s: float = Field(default=6.0, gt=0, description=(
+        "Seconds a check may wait for a free worker and run; past it the turn is 503 edge_busy with Retry-After. "
+        "Must be below call_timeout_s."))
+    check_memory_mb: int = Field(default=1024, ge=256, description="Address-space limit of a check worker (MiB).")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "EdgeConfig":
+        if self.check_wall_s >= self.call_timeout_s:
+            raise ValueError(f"edge.check_wall_s ({self.check_wall_s}) must be below edge.call_timeout_s "
+                             f"({self.call_timeout_s}), so a slow check is refused before the gateway gives up")
+        return self
+
+
+AnswerFormName = Literal["integer", "decimal", "fraction", "mixed_number", "percent", "words", "expression",
+                         "equation"]
 
 
 class Skill(BaseModel):
@@ -53,7 +75,34 @@ class Exercise(BaseModel):
     answer: str = Field(description="Reference answer (maths: any equivalent form; python: a model solution).")
     solve: bool = Field(default=False, description="Maths: the answer must be in solved form (x = ...).")
     requires_function: str | None = Field(default=None, description="Python: a top-level function that must be defined.")
-    hints: list[str] = Field(default_factory=list, description="Hints, in the order they are given.")
+    hints: list[str] = Field(default_factory=list, description=(
+        "Hints, in the order they are given (each learner's next one: the count is kept in learner memory)."))
+    language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$", description=(
+        "Language of the exercise: how '1,000' / '0,75' / '1.000' and number words are read when the turn gives "
+        "no language."))
+    units: list[str] = Field(default_factory=list, description=(
+        "Maths: accepted units, any spelling (e.g. [apples, apple] or [$, dollars]; '%' makes 50% mean 50). A "
+        "bare number is right; a right number with another unit gets unit feedback. Empty: units are ignored."))
+    unit_required: bool = Field(default=False, description="Maths: a right number without one of the units is "
+                                "not yet accepted ('which unit?').")
+    tolerance: float | None = Field(default=None, ge=0, description=(
+        "Maths: numeric answers within this distance of the reference are right (e.g. 0.01 for 2 decimal places)."))
+    forms: list[AnswerFormName] | None = Field(default=None, description=(
+        "Maths: forms accepted for a right value (integer, decimal, fraction, mixed_number, percent, words, "
+        "expression, equation); another form gets 'right value — write it as …'. None: any form."))
+    simplest_form: bool = Field(default=False, description=(
+        "Maths: a right answer not in simplest form (6/8, 1/2 + 1/4) gets 'correct — can you simplify it?'."))
+
+    @model_validator(mode="after")
+    def _maths_fields(self) -> "Exercise":
+        if self.kind != "math":
+            used = [f for f in ("units", "unit_required", "tolerance", "forms", "simplest_form")
+                    if getattr(self, f) not in (None, False, [])]
+            if used:
+                raise ValueError(f"exercise {self.id!r}: {', '.join(used)} apply to maths exercises only (kind: math)")
+        if self.unit_required and not self.units:
+            raise ValueError(f"exercise {self.id!r}: unit_required needs the accepted units under 'units'")
+        return self
     misconceptions: list[MisconceptionPattern] = Field(
         default_factory=list, description="Known wrong answers / code patterns, tagged on wrong attempts.")
 

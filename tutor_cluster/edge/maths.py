@@ -21,7 +21,12 @@ from tutor_cluster import constants
 
 
 class MathInputError(ValueError):
-    """The learner's expression is not acceptable input (too big, hostile, or not maths)."""
+    """The learner's expression is not acceptable input (not well-formed, or not maths)."""
+
+
+class MathLimitError(MathInputError):
+    """The expression is past a size bound (length, nesting, exponent, degree, terms, digits): hostile or over
+    limits, refused before any work."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ _IMPLICIT_MUL = re.compile(r"(?<=[0-9)])\s*(?=[a-zA-Z(])")
 
 def _check_shape(text: str) -> str:
     if len(text) > constants.MAX_MATH_CHARS:
-        raise MathInputError(f"expression is longer than {constants.MAX_MATH_CHARS} characters")
+        raise MathLimitError(f"expression is longer than {constants.MAX_MATH_CHARS} characters")
     if not _ALLOWED_CHARS.match(text):
         raise MathInputError("expression contains characters that are not maths")
     depth = 0
@@ -47,7 +52,7 @@ def _check_shape(text: str) -> str:
         if ch == "(":
             depth += 1
             if depth > constants.MAX_MATH_DEPTH:
-                raise MathInputError(f"expression nests brackets deeper than {constants.MAX_MATH_DEPTH}")
+                raise MathLimitError(f"expression nests brackets deeper than {constants.MAX_MATH_DEPTH}")
         elif ch == ")":
             depth -= 1
             if depth < 0:
@@ -64,7 +69,7 @@ def _to_sympy(node: ast.AST) -> sympy.Expr:
         return _to_sympy(node.body)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         if isinstance(node.value, int) and abs(node.value) > 10**bound:
-            raise MathInputError("number is too large")
+            raise MathLimitError("number is too large")
         # Exact decimals: 0.75 -> 3/4, so equivalence is exact.
         return sympy.Rational(repr(node.value)) if isinstance(node.value, float) else sympy.Integer(node.value)
     if isinstance(node, ast.Name):
@@ -87,10 +92,12 @@ def _to_sympy(node: ast.AST) -> sympy.Expr:
                 raise MathInputError("division by zero")
             return left / right
         if isinstance(node.op, ast.Pow):
-            if not (right.is_Integer and abs(int(right)) <= bound):
-                raise MathInputError(f"exponents must be whole numbers between -{bound} and {bound}")
+            if not right.is_Integer:
+                raise MathInputError("exponents must be whole numbers")
+            if abs(int(right)) > bound:
+                raise MathLimitError(f"exponents must be whole numbers between -{bound} and {bound}")
             if left.is_Number and abs(left) > 10**6:
-                raise MathInputError("power is too large")
+                raise MathLimitError("power is too large")
             if left == 0 and right < 0:
                 raise MathInputError("division by zero")
             return left**right
@@ -142,11 +149,11 @@ def _cost(node: ast.AST) -> _Cost:
         else:  # * and / (a quotient is checked as numerator and denominator together)
             cost = _Cost(left.degree + right.degree, left.terms * right.terms, left.digits + right.digits)
     if cost.degree > constants.MAX_MATH_DEGREE:
-        raise MathInputError(f"expression would reach degree {cost.degree} (at most {constants.MAX_MATH_DEGREE})")
+        raise MathLimitError(f"expression would reach degree {cost.degree} (at most {constants.MAX_MATH_DEGREE})")
     if cost.terms > constants.MAX_MATH_TERMS:
-        raise MathInputError(f"expression would expand past {constants.MAX_MATH_TERMS} terms")
+        raise MathLimitError(f"expression would expand past {constants.MAX_MATH_TERMS} terms")
     if cost.digits > constants.MAX_MATH_DIGITS:
-        raise MathInputError(f"numbers would grow past {constants.MAX_MATH_DIGITS} digits")
+        raise MathLimitError(f"numbers would grow past {constants.MAX_MATH_DIGITS} digits")
     return cost
 
 
@@ -157,7 +164,9 @@ def parse_expression(text: str) -> sympy.Expr:
         raise MathInputError("expression is empty")
     try:
         tree = ast.parse(cleaned, mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+    except (RecursionError, MemoryError) as exc:
+        raise MathLimitError("expression is too deeply nested to read") from exc
+    except (SyntaxError, ValueError) as exc:
         raise MathInputError("expression is not well-formed") from exc
     _cost(tree)  # before any sympy object exists: bombs are refused, not computed
     return _to_sympy(tree)
@@ -203,12 +212,21 @@ def _is_solved(eq: _Parsed) -> bool:
     return False
 
 
-def equivalent(answer: str, expected: str, *, require_solved: bool = False) -> MathVerdict:
+def _same(got: sympy.Expr, want: sympy.Expr, tolerance: float | None) -> bool:
+    diff = sympy.cancel(got - want)
+    if diff == 0:
+        return True
+    return tolerance is not None and diff.is_number and bool(abs(diff) <= sympy.Rational(repr(tolerance)))
+
+
+def equivalent(answer: str, expected: str, *, require_solved: bool = False,
+               tolerance: float | None = None) -> MathVerdict:
     """Is the learner's ``answer`` mathematically equivalent to ``expected``?
 
     Handles numbers in any exact form (3/4, 0.75, 6/8), unsimplified expressions, and equations
     on either side (``x=2`` and ``2=x``); a bare value answers an equation ``x = value``.
     With ``require_solved`` (exercises that ask to solve), restating the equation is not an answer.
+    ``tolerance``: numeric answers within this distance of the expected value are right (3.14 for pi to 2 places).
     """
     got = _parse_answer(answer)
     want = _parse_answer(expected)
@@ -216,14 +234,14 @@ def equivalent(answer: str, expected: str, *, require_solved: bool = False) -> M
     if require_solved and not _is_solved(got):
         return MathVerdict(False, normalised, solved=False)
     if want.rhs is None and got.rhs is None:
-        return MathVerdict(sympy.cancel(got.lhs - want.lhs) == 0, normalised)
+        return MathVerdict(_same(got.lhs, want.lhs, tolerance), normalised)
     if want.rhs is not None and got.rhs is None:
         # "x = 2" expected, "2" given: compare with the value the equation pins down.
         sol = _solutions(want)
         if sol is None:
             return MathVerdict(False, normalised)
         (values,) = sol.values()
-        return MathVerdict(len(values) == 1 and sympy.cancel(next(iter(values)) - got.lhs) == 0, normalised)
+        return MathVerdict(len(values) == 1 and _same(got.lhs, next(iter(values)), tolerance), normalised)
     if want.rhs is None:
         return MathVerdict(False, normalised)
     a, b = _solutions(got), _solutions(want)
@@ -236,3 +254,28 @@ def equivalent(answer: str, expected: str, *, require_solved: bool = False) -> M
         return MathVerdict(diff_got == 0, normalised)
     ratio = sympy.cancel(diff_got / diff_want)
     return MathVerdict(ratio.is_number and ratio != 0, normalised)
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One answer graded against an exercise: the verdict and which known wrong answers it matches."""
+
+    verdict: MathVerdict
+    #: Indexes (into the ``misconceptions`` asked about) of the known wrong answers the answer is equivalent to.
+    misconceptions: tuple[int, ...] = ()
+
+
+def grade(answer: str, expected: str, *, require_solved: bool = False, tolerance: float | None = None,
+          misconceptions: tuple[str, ...] = ()) -> Grade:
+    """All the symbolic work for one answer, in one call (what a check worker runs under its budget)."""
+    verdict = equivalent(answer, expected, require_solved=require_solved, tolerance=tolerance)
+    if verdict.correct:
+        return Grade(verdict)
+    matched = []
+    for i, wrong in enumerate(misconceptions):
+        try:
+            if equivalent(answer, wrong).correct:
+                matched.append(i)
+        except MathInputError:
+            continue
+    return Grade(verdict, tuple(matched))

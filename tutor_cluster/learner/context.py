@@ -66,6 +66,8 @@ class LearnerContext(BaseModel):
     misconceptions: dict[str, Misconception] = Field(default_factory=dict)
     preferences: Preferences = Field(default_factory=Preferences)
     recent: list[TurnSummary] = Field(default_factory=list)
+    hints: dict[str, int] = Field(default_factory=dict, description=(
+        "Exercise id → hints given so far (the next wrong answer or help request gets the next one)."))
     request_bodies: dict[str, str] = Field(default_factory=dict, description=(
         "Idempotency key → hash of the body it was applied with (the last REQUEST_BODIES_KEPT)."))
     created_at: float = 0.0
@@ -83,6 +85,7 @@ class LearnerUpdate(BaseModel):
     misconceptions: list[str] = Field(default_factory=list)
     summary: TurnSummary | None = None
     preferences: Preferences | None = Field(default=None, description="Fields set here replace the stored ones.")
+    hint_for: str | None = Field(default=None, description="An exercise id whose next hint this turn gives.")
     body_hash: str | None = Field(default=None, description=(
         "Hash of the request that carried this update under a client's idempotency key (kept in the context, "
         "so a reused key with another body can be told from a retry)."))
@@ -118,10 +121,13 @@ def apply_update(ctx: LearnerContext, upd: LearnerUpdate, policy: MemoryPolicy, 
     prefs = ctx.preferences
     if upd.preferences is not None:
         prefs = prefs.model_copy(update=upd.preferences.model_dump(exclude_unset=True))
+    hints = ctx.hints
+    if upd.hint_for is not None:
+        hints = {**hints, upd.hint_for: hints.get(upd.hint_for, 0) + 1}
     bodies = ctx.request_bodies
     if upd.body_hash is not None:
         bodies = dict(list({**bodies, upd.turn_id: upd.body_hash}.items())[-REQUEST_BODIES_KEPT:])
     return ctx.model_copy(update={
         "version": ctx.version + 1, "skills": skills, "misconceptions": misconceptions,
-        "recent": recent, "preferences": prefs, "updated_at": t, "request_bodies": bodies,
+        "recent": recent, "preferences": prefs, "updated_at": t, "request_bodies": bodies, "hints": hints,
     })

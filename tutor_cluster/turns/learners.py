@@ -155,6 +155,7 @@ class LearnerService:
         update = LearnerUpdate(
             turn_id=turn_id, skill=sig.skill if graded else None, correct=check.correct if graded else None,
             misconceptions=list(check.misconceptions) if check else [],
+            hint_for=edge.reply.hint_from if edge.reply is not None and not refused else None,
             # a turn the injection guard refused is remembered as a turn, but its text is not kept
             summary=TurnSummary(turn_id=turn_id, at=time.time(), skill=sig.skill, intent=sig.intent,
                                 correct=check.correct if check else None,

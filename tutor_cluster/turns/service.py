@@ -21,6 +21,7 @@ from ray.serve.exceptions import BackPressureError
 from tutor_cluster import runtime
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.core import prompts
+from tutor_cluster.edge.grading import with_hint
 from tutor_cluster.edge.signals import EdgeRejection, EdgeReply, EdgeResult
 from tutor_cluster.errors import InvalidInput, Unavailable
 from tutor_cluster.identity import Principal
@@ -68,13 +69,13 @@ class Tiers:
         self.clock = clock
         self.trace = trace
 
-    async def analyse(self, message: str, exercise_id: str | None,
-                      history: list[str] | None = None) -> tuple[EdgeResult, float]:
+    async def analyse(self, message: str, exercise_id: str | None, history: list[str] | None = None,
+                      language: str | None = None) -> tuple[EdgeResult, float]:
         """The edge's reading of a message (intent, skill, check, screening; ``history`` screened too); a hostile
-        or oversized submission is :class:`InvalidInput`."""
+        or oversized submission is :class:`InvalidInput`, a check that found no free worker :class:`Unavailable`."""
         t0 = self.clock()
         try:
-            result = await asyncio.wait_for(self.edge.analyse.remote(message, exercise_id, history),
+            result = await asyncio.wait_for(self.edge.analyse.remote(message, exercise_id, history, language),
                                             self.settings.edge.call_timeout_s)
         except BackPressureError as exc:
             raise overloaded(exc) from None
@@ -82,13 +83,19 @@ class Tiers:
             raise Unavailable(f"the edge tier did not answer within {self.settings.edge.call_timeout_s} s",
                               kind="edge_timeout", retry_after_s=1) from None
         if isinstance(result, EdgeRejection):
+            if result.busy:
+                raise Unavailable(result.message, kind="edge_busy", retry_after_s=1)
             raise InvalidInput(result.message, field=result.field)
         return result, ms(self.clock() - t0)
 
     def edge_result(self, turn_id: str, edge: EdgeResult, reply: EdgeReply, latency: dict[str, float | None],
-                    t0: float) -> TurnResult:
+                    t0: float, hints_given: dict[str, int] | None = None) -> TurnResult:
+        """``hints_given``: the learner's hint count per exercise after this turn (from memory), so a reply that
+        ends with a hint gives the next one in order."""
+        exercise = self.settings.exercises.get(reply.hint_from) if reply.hint_from else None
+        given = (hints_given or {}).get(reply.hint_from or "", 1)
         return TurnResult(
-            turn_id=turn_id, reply=reply.text, tier="edge", model=None, reason=reply.reason,
+            turn_id=turn_id, reply=with_hint(reply, exercise, given), tier="edge", model=None, reason=reply.reason,
             intent=edge.signals.intent, skill=edge.signals.skill, check=edge.signals.check,
             usage=Usage(), cost=Cost(amount=0.0, currency=self.settings.catalogue.currency),
             latency_ms={**latency, "router": None, "core": None, "total": ms(self.clock() - t0)},
@@ -108,14 +115,14 @@ class TurnService:
         t0 = t.clock()
         turn_id = body.idempotency_key() or uuid.uuid4().hex
         key = await t.learners.key(principal, body.learner_id)  # may this caller touch this learner? (else 404)
-        edge, edge_ms = await t.analyse(body.message, body.exercise_id)
+        edge, edge_ms = await t.analyse(body.message, body.exercise_id, language=body.language)
         t_mem = t.clock()
         before, after, receipt, change = await t.learners.remember(key, body, turn_id, edge)
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}
         if edge.reply is not None:
-            result = t.edge_result(turn_id, edge, edge.reply, latency, t0).model_copy(update=extra)
+            result = t.edge_result(turn_id, edge, edge.reply, latency, t0, after.hints).model_copy(update=extra)
             t.recorder.turn(result, after, body=body, tenant=principal.tenant)
             return result
         passages, latency["retrieval"] = await self._retrieve(edge, after)

@@ -38,6 +38,9 @@ class TurnRequest(BaseModel):
         "The message's number within the session (the client counts): without a turn_id, the turn's idempotency "
         "key is derived from learner, session and seq, so a retry of message seq applies once."))
     class_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The learner's class (class budgets).")
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$", description=(
+        "The learner's language (e.g. 'es'): how the edge reads '1,000', '1.000' and number words; else the "
+        "exercise's."))
 
     check_message_blank = field_validator("message")(_not_blank)
 

@@ -3,6 +3,7 @@ import pytest
 from tutor_cluster.config.edge import EdgeConfig
 from tutor_cluster.config.settings import load_settings
 from tutor_cluster.edge.analysis import EdgeInputError, analyse
+from tutor_cluster.edge.grading import with_hint
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +18,13 @@ def test_right_answer_is_settled_at_the_edge(exercises) -> None:
     assert result.reply is not None and result.reply.text.startswith("Correct")
 
 
-def test_wrong_answer_gets_feedback_with_a_hint(exercises) -> None:
+def test_wrong_answer_gets_feedback_with_the_next_hint_in_order(exercises) -> None:
     result = analyse("x = 3", "lin-eq-1", exercises, EdgeConfig())
-    assert result.signals.check.correct is False
-    assert result.reply is not None and "Subtract 3" in result.reply.text
+    assert result.signals.check.correct is False and result.signals.check.outcome == "incorrect"
+    assert result.reply is not None and result.reply.hint_from == "lin-eq-1"
+    exercise = exercises.get("lin-eq-1")
+    first, second, later = (with_hint(result.reply, exercise, n) for n in (1, 2, 5))
+    assert "Subtract 3" in first and "divide both sides by 2" in second and later == second
 
 
 def test_syntax_error_is_settled_with_position(exercises) -> None:

@@ -100,7 +100,7 @@ def test_failures_are_domain_errors_not_statuses(tmp_path: Path) -> None:
         asyncio.run(turns.turn(_turn(message="Why is the sky blue, in fractions?"), ACME))
     assert down.value.kind == "model_unavailable" and down.value.retry_after_s >= 1
     with pytest.raises(InvalidInput) as hostile:
-        asyncio.run(turns.turn(_turn(message="x" * 5000 + "=", exercise_id="frac-add-1"), ACME))
+        asyncio.run(turns.turn(_turn(message="1+" * 2500 + "1", exercise_id="frac-add-1"), ACME))
     assert hostile.value.field
     with pytest.raises(NotFound) as unknown:
         asyncio.run(chat.chat(ChatInput(messages=[{"role": "user", "content": "hi"}], model="gpt-9"), ACME,
@@ -266,3 +266,28 @@ def test_an_edge_that_does_not_answer_is_a_503_not_a_hang(tmp_path: Path) -> Non
     with pytest.raises(Unavailable) as late:
         asyncio.run(turns.turn(_turn(), ACME))
     assert late.value.kind == "edge_timeout" and late.value.retry_after_s == 1
+
+
+def test_hints_come_in_order_per_learner_and_exercise_and_a_retry_repeats_its_hint(tmp_path: Path) -> None:
+    """The hint count is kept in learner memory: wrong answers and help requests share it, each learner has their
+    own, and a retried turn (same turn id) gets the same hint, not the next."""
+    turns, _, _ = _services(tmp_path, engine=DeadEngine())  # all of this is settled at the edge
+
+    def say(message: str, turn_id: str, learner: str = "l1") -> str:
+        result = asyncio.run(turns.turn(_turn(learner_id=learner, message=message, exercise_id="lin-eq-1",
+                                              turn_id=turn_id), ACME))
+        assert result.tier == "edge"
+        return result.reply
+
+    assert "Hint: Subtract 3 from both sides first." in say("x = 5", "a")
+    assert "Hint: Subtract 3 from both sides first." in say("x = 5", "a")  # retried: same hint
+    assert "Hint: Then divide both sides by 2." in say("I'm stuck", "b")
+    assert "Hint: Then divide both sides by 2." in say("x = 3", "c")  # past the last: the last again
+    assert "Hint: Subtract 3 from both sides first." in say("x = 5", "d", learner="l2")  # another learner
+
+
+def test_the_turns_language_reads_its_numbers(tmp_path: Path) -> None:
+    turns, _, _ = _services(tmp_path, engine=DeadEngine())
+    es = asyncio.run(turns.turn(_turn(message="1.000", exercise_id="word-pupils-1", language="es"), ACME))
+    en = asyncio.run(turns.turn(_turn(message="1.000", exercise_id="word-pupils-1", language="en", seq=2), ACME))
+    assert es.check.outcome == "correct" and en.check.outcome == "incorrect"  # a thousand vs one

@@ -1,0 +1,219 @@
+"""Reading a learner's answer as learners write it, before any checking.
+
+``"9 apples"``, ``"$12.50"``, ``"1,000"``, ``"50%"``, ``"3 1/2"``, ``"nine"``, ``"I think it's 3/4"``,
+``"x = 5 because…"``, ``"la respuesta es 0,75"``: the final answer is taken out of the sentence, its unit, currency
+and percent sign are recorded and stripped, separators are read by the learner's language (``1,000`` is a thousand
+in English; ``0,75`` is three quarters in either language; ``1.000`` is a thousand in Spanish), mixed numbers and
+number words (en, es) become exact values. What comes out is one maths expression for :mod:`tutor_cluster.edge.maths`
+plus what was recognised, so the feedback can say it. Text that holds no answer (a question, a help request) reads
+as ``None``.
+
+Every pattern here is anchored or a plain alternation of literals with no nested quantifiers, so reading is linear
+in the input's length (``tests/unit/edge/test_answers.py`` measures it over growing hostile inputs).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tutor_cluster.config.edge import AnswerFormName as AnswerForm
+from tutor_cluster.edge import number_words
+
+_TRANSLATE = str.maketrans({"−": "-", "–": "-", "—": "-", "×": "*", "·": "*", "÷": "/", "⁄": "/", "＝": "=",
+                            "’": "'", "‘": "'", "\u00a0": " ", "\u202f": " "})
+_VULGAR = {"½": " 1/2", "⅓": " 1/3", "⅔": " 2/3", "¼": " 1/4", "¾": " 3/4", "⅕": " 1/5", "⅖": " 2/5",
+           "⅗": " 3/5", "⅘": " 4/5", "⅙": " 1/6", "⅚": " 5/6", "⅛": " 1/8", "⅜": " 3/8", "⅝": " 5/8", "⅞": " 7/8"}
+_SPACES = re.compile(r"\s+")
+_OUTER = " \t\"'“”«»¿¡.!?;:,"
+# Phrases that lead into an answer ("I think it's 3/4", "la respuesta es 0,75"); stripped, up to a few times.
+_LEAD_INS = sorted([
+    "i think", "i believe", "i guess", "i reckon", "i got", "i get", "i'd say", "i would say", "i have",
+    "my answer is", "my answer", "the answer is", "the answer's", "answer is", "answer", "the result is", "result",
+    "the total is", "total", "it's", "it is", "its", "is it", "that's", "that is", "it must be", "it should be",
+    "should be", "would be", "maybe", "perhaps", "probably", "so", "ok", "okay", "well", "um", "umm", "hmm", "er",
+    "equals", "they have", "she has", "he has", "there are", "there is", "it makes", "makes",
+    "creo que es", "creo que son", "creo que", "pienso que", "la respuesta es", "respuesta", "el resultado es",
+    "resultado", "el total es", "es", "son", "me da", "me sale", "da", "sale", "quizás", "quizas", "quizá",
+    "tal vez", "pues", "vale", "eh", "bueno", "sería", "seria", "serían", "debe ser", "hay", "tiene",
+], key=len, reverse=True)
+_LEAD_IN = re.compile(r"^(?:" + "|".join(re.escape(p) for p in _LEAD_INS) + r")(?![^\W_])[\s,:]*", re.I)
+_TAIL = re.compile(r"[\s,]+(?:because|since|cause|cos|as|right|no|i think|i guess|i believe|maybe|porque|ya que|"
+                   r"pues|creo|verdad|no\?)(?![^\W_])", re.I)
+_CURRENCY = "$€£"
+_PERCENT_WORDS = re.compile(r"\s*(?:percent|per cent|por ciento|porciento)$", re.I)
+# Numbers, read whole (fullmatch).
+_PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)")
+_FRACTION = re.compile(r"([+-]?)(\d+)\s*/\s*(\d+)")
+_MIXED = re.compile(r"([+-]?)(\d+)\s+(?:(?:and|y)\s+)?(\d+)\s*/\s*(\d+)", re.I)
+_GROUPED_COMMA = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # 1,000 and 12,345.5 (en)
+_GROUPED_DOT = re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?")  # 1.000 and 12.345,5 (es)
+_GROUPED_SPACE = re.compile(r"[+-]?[1-9]\d{0,2}(?: \d{3})+(?:[.,]\d+)?")  # 1 000 (either)
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_ATTACHED_UNIT = re.compile(r"([+-]?[\d.,]*\d)([^\W\d_]+)")  # 9kg, 12cm
+_WORD = re.compile(r"[^\W\d_]+")
+_MATHS_ONLY = re.compile(r"[0-9a-zA-Z\s+\-*/^().=,]*")
+#: Two-letter words that make a text prose rather than maths ("xy" is maths; "is it" is not).
+_SHORT_WORDS = {"is", "it", "no", "ok", "so", "do", "me", "my", "to", "of", "in", "on", "an", "am", "be", "or",
+                "if", "la", "el", "es", "de", "lo", "se", "un", "mi", "tu", "yo", "si", "ya", "al", "he", "we"}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """An answer as read: one maths expression and what was recognised on the way."""
+
+    expression: str
+    form: AnswerForm
+    unit: str | None = None
+    notes: tuple[str, ...] = field(default=())
+    #: False for a fraction not in lowest terms (6/8), an improper mixed number, or arithmetic left undone (1/2+1/4).
+    simplest: bool = True
+
+    def describe(self) -> str:
+        """What was recognised, for the learner: "mixed number 3 1/2, unit 'apples'"."""
+        parts = [self.form.replace("_", " ")]
+        if self.unit:
+            parts.append(f"unit '{self.unit}'")
+        parts.extend(self.notes)
+        return ", ".join(parts)
+
+
+def _normalise(text: str) -> str:
+    for glyph, plain in _VULGAR.items():
+        text = text.replace(glyph, plain)
+    return _SPACES.sub(" ", text.translate(_TRANSLATE)).strip(_OUTER + " ")
+
+
+def _without_sentence(text: str) -> str:
+    cut = _TAIL.search(text)
+    if cut:
+        text = text[:cut.start()]
+    for _ in range(4):
+        stripped = _LEAD_IN.sub("", text, count=1).strip(_OUTER + " ").lstrip("= ")
+        if stripped == text:
+            break
+        text = stripped
+    return text.strip(_OUTER + " ")
+
+
+def is_prose(text: str) -> bool:
+    """Words, not maths: a run of three letters or more, or a common two-letter word."""
+    return any(len(w) >= 3 or w.lower() in _SHORT_WORDS for w in _WORD.findall(text))
+
+
+def _lowest(n: int, d: int) -> bool:
+    return d > 1 and math.gcd(n, d) == 1
+
+
+def _number(text: str, language: str) -> tuple[str, AnswerForm, tuple[str, ...], bool] | None:
+    """One number written whole: (expression, form, notes, simplest), or None."""
+    if m := _MIXED.fullmatch(text):
+        sign, whole, n, d = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+        if d == 0:
+            return None
+        return f"{sign}({whole} + {n}/{d})", "mixed_number", (), n < d and _lowest(n, d)
+    if m := _FRACTION.fullmatch(text):
+        return f"{m.group(1)}{m.group(2)}/{m.group(3)}", "fraction", (), _lowest(int(m.group(2)), int(m.group(3)))
+    spanish = language.lower().startswith("es")
+    if spanish and _GROUPED_DOT.fullmatch(text):
+        return text.replace(".", "").replace(",", "."), "decimal" if "," in text else "integer", ("thousands separator",), True
+    if _PLAIN.fullmatch(text):
+        return text, "decimal" if "." in text else "integer", (), True
+    if not spanish and _GROUPED_COMMA.fullmatch(text):
+        return text.replace(",", ""), "decimal" if "." in text else "integer", ("thousands separator",), True
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", "."), "decimal", ("decimal comma",), True
+    if _GROUPED_SPACE.fullmatch(text):
+        value = text.replace(" ", "").replace(",", ".")
+        return value, "decimal" if "." in value else "integer", ("thousands separator",), True
+    value = number_words.parse(text)
+    if value is not None:
+        expr = str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+        return expr, "words", (), True
+    return None
+
+
+def _split_unit(text: str, language: str, units: Sequence[str], symbolic: bool,
+                ) -> tuple[tuple[str, AnswerForm, tuple[str, ...], bool], str] | None:
+    """A number followed by a unit ("9 apples", "nine apples", "9kg", "2.5 m"): (number, unit), or None."""
+    declared = {u.lower() for u in units}
+    tokens = text.split(" ")
+    candidates = [(" ".join(tokens[:-k]), " ".join(tokens[-k:])) for k in (1, 2, 3) if len(tokens) > k]
+    if m := _ATTACHED_UNIT.fullmatch(text):
+        candidates.append((m.group(1), m.group(2)))
+    for head, tail in candidates:
+        if not _WORD.fullmatch(tail.replace(" ", "")):
+            continue
+        if symbolic and not unit_matches(tail, declared):
+            continue  # "2x": a variable, not a unit, where the answer has variables
+        number = _number(head, language)
+        if number is not None:
+            return number, tail
+    return None
+
+
+def unit_matches(unit: str, declared: Sequence[str] | set[str]) -> bool:
+    """Is ``unit`` one of the ``declared`` spellings (case and a plural 's'/'es' aside)?"""
+    u = unit.lower().strip()
+    variants = {u, u.rstrip("s"), u[:-2] if u.endswith("es") else u}
+    return any(d.lower() in variants or d.lower().rstrip("s") in variants for d in declared)
+
+
+def read(text: str, *, language: str = "en", units: Sequence[str] = (), symbolic: bool = False) -> Reading | None:
+    """The answer in ``text``, or None when it holds none. ``units``: the exercise's accepted units (``"%"`` among
+    them means a percentage is a value in percent, not a fraction); ``symbolic``: the answer has variables, so a
+    letter after a number is a variable unless it is a declared unit."""
+    s = _normalise(text)
+    if not s:
+        return None
+    body = _without_sentence(s)
+    if not body:
+        return None
+    notes: list[str] = ["sentence"] if body != s else []
+    unit: str | None = None
+    sign = ""
+    if len(body) > 1 and body[0] in "+-" and body[1] in _CURRENCY:
+        sign, body = body[0], body[1:]
+    if body[0] in _CURRENCY or body[-1] in _CURRENCY:  # ("" in "$€£" is True: index, never slice, here)
+        unit = body[0] if body[0] in _CURRENCY else body[-1]
+        body = body.strip(_CURRENCY + " ")
+        notes.append("currency")
+    body = sign + body
+    if not body:
+        return None
+    percent = False
+    if body.endswith("%") or _PERCENT_WORDS.search(body):
+        percent = True
+        body = _PERCENT_WORDS.sub("", body).rstrip("% ")
+    number = _number(body, language)
+    if number is None and unit is None and not percent:
+        split = _split_unit(body, language, units, symbolic)
+        if split is not None:
+            number, unit = split
+    if number is not None:
+        expr, form, extra, simplest = number
+        notes.extend(extra)
+        if percent:
+            if "%" in units:
+                unit = "%"
+            else:
+                expr, form = f"({expr})/100", "percent"
+        return Reading(expr, form, unit, tuple(notes), simplest)
+    if unit is not None or percent or is_prose(body) or not _MATHS_ONLY.fullmatch(body):
+        return None
+    return _maths(body, language, tuple(notes))
+
+
+def _maths(body: str, language: str, notes: tuple[str, ...]) -> Reading:
+    """An expression or equation as typed ("1/2 + 1/4", "x = 1,000" → x = 1000)."""
+    if body.count("=") == 1:
+        left, right = (p.strip() for p in body.split("="))
+        for var, value in ((left, right), (right, left)):
+            number = _number(value, language) if len(var) == 1 and var.isalpha() else None
+            if number is not None:
+                return Reading(f"{var} = {number[0]}", "equation", None, notes + number[2], number[3])
+        return Reading(body, "equation", None, notes, True)
+    numeric = not any(c.isalpha() for c in body)
+    return Reading(body, "expression", None, notes, not numeric)
