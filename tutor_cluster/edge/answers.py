@@ -39,19 +39,20 @@ _LEAD_INS = sorted([
     "resultado", "el total es", "es", "son", "me da", "me sale", "da", "sale", "quizás", "quizas", "quizá",
     "tal vez", "pues", "vale", "eh", "bueno", "sería", "seria", "serían", "debe ser", "hay", "tiene",
 ], key=len, reverse=True)
-_LEAD_IN = re.compile(r"^(?:" + "|".join(re.escape(p) for p in _LEAD_INS) + r")(?![^\W_])[\s,:]*", re.I)
+_LEAD_IN = re.compile(r"^(?:" + "|".join(re.escape(p) for p in _LEAD_INS) + r")(?![^\W_])(?:[\s:]|,(?!\d))*", re.I)
 _TAIL = re.compile(r"[\s,]+(?:because|since|cause|cos|as|right|no|i think|i guess|i believe|maybe|porque|ya que|"
                    r"pues|creo|verdad|no\?)(?![^\W_])", re.I)
 _CURRENCY = "$€£"
 _PERCENT_WORDS = re.compile(r"\s*(?:percent|per cent|por ciento|porciento)$", re.I)
 # Numbers, read whole (fullmatch).
 _PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)")
+_LEADING_ZEROS = re.compile(r"^([+-]?)0+(?=\d)")
 _FRACTION = re.compile(r"([+-]?)(\d+)\s*/\s*(\d+)")
 _MIXED = re.compile(r"([+-]?)(\d+)\s+(?:(?:and|y)\s+)?(\d+)\s*/\s*(\d+)", re.I)
 _GROUPED_COMMA = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # 1,000 and 12,345.5 (en)
 _GROUPED_DOT = re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?")  # 1.000 and 12.345,5 (es)
 _GROUPED_SPACE = re.compile(r"[+-]?[1-9]\d{0,2}(?: \d{3})+(?:[.,]\d+)?")  # 1 000 (either)
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 _ATTACHED_UNIT = re.compile(r"([+-]?[\d.,]*\d)([^\W\d_]+)")  # 9kg, 12cm
 _WORD = re.compile(r"[^\W\d_]+")
 _MATHS_ONLY = re.compile(r"[0-9a-zA-Z\s+\-*/^().=,]*")
@@ -80,10 +81,19 @@ class Reading:
         return ", ".join(parts)
 
 
+def _trim(text: str) -> str:
+    """Outer spaces and punctuation off, except a leading '.' or ',' that starts a number (".75", ",75")."""
+    text = text.rstrip(_OUTER)
+    i = 0
+    while i < len(text) and text[i] in _OUTER and not (text[i] in ".," and text[i + 1:i + 2].isdigit()):
+        i += 1
+    return text[i:]
+
+
 def _normalise(text: str) -> str:
     for glyph, plain in _VULGAR.items():
         text = text.replace(glyph, plain)
-    return _SPACES.sub(" ", text.translate(_TRANSLATE)).strip(_OUTER + " ")
+    return _trim(_SPACES.sub(" ", text.translate(_TRANSLATE)))
 
 
 def _without_sentence(text: str) -> str:
@@ -91,11 +101,11 @@ def _without_sentence(text: str) -> str:
     if cut:
         text = text[:cut.start()]
     for _ in range(4):
-        stripped = _LEAD_IN.sub("", text, count=1).strip(_OUTER + " ").lstrip("= ")
+        stripped = _trim(_LEAD_IN.sub("", text, count=1)).lstrip("= ")
         if stripped == text:
             break
         text = stripped
-    return text.strip(_OUTER + " ")
+    return _trim(text)
 
 
 def is_prose(text: str) -> bool:
@@ -115,12 +125,13 @@ def _number(text: str, language: str) -> tuple[str, AnswerForm, tuple[str, ...],
             return None
         return f"{sign}({whole} + {n}/{d})", "mixed_number", (), n < d and _lowest(n, d)
     if m := _FRACTION.fullmatch(text):
-        return f"{m.group(1)}{m.group(2)}/{m.group(3)}", "fraction", (), _lowest(int(m.group(2)), int(m.group(3)))
+        n, d = int(m.group(2)), int(m.group(3))
+        return f"{m.group(1)}{n}/{d}", "fraction", (), _lowest(n, d)
     spanish = language.lower().startswith("es")
     if spanish and _GROUPED_DOT.fullmatch(text):
         return text.replace(".", "").replace(",", "."), "decimal" if "," in text else "integer", ("thousands separator",), True
-    if _PLAIN.fullmatch(text):
-        return text, "decimal" if "." in text else "integer", (), True
+    if _PLAIN.fullmatch(text):  # "09" and "007.5" are numbers to a learner (and a SyntaxError to Python)
+        return _LEADING_ZEROS.sub(r"\1", text), "decimal" if "." in text else "integer", (), True
     if not spanish and _GROUPED_COMMA.fullmatch(text):
         return text.replace(",", ""), "decimal" if "." in text else "integer", ("thousands separator",), True
     if _DECIMAL_COMMA.fullmatch(text):

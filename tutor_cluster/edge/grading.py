@@ -43,6 +43,8 @@ def _short(text: str, n: int = 40) -> str:
 def check_math(exercise: Exercise, message: str, reading: Reading | None, checker: Checker) -> Check:
     """``reading``: the answer as read from ``message`` (None: the message is checked as typed)."""
     expr = reading.expression if reading else message
+    if not any(c.isupper() for c in exercise.answer):
+        expr = expr.lower()  # "X = 2" answers "x = 2"
     wrongs = [m for m in exercise.misconceptions if m.answer is not None]
     try:
         g = checker.grade(expr, exercise.answer, require_solved=exercise.solve, tolerance=exercise.tolerance,
