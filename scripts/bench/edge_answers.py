@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, pct  # noqa: E402
+
 from tests.data.answers import corpus  # noqa: E402
 from tutor_cluster.config.edge import EdgeConfig  # noqa: E402
 from tutor_cluster.config.settings import load_settings  # noqa: E402
