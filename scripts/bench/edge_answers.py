@@ -85,6 +85,9 @@ def main() -> None:
         checked = [r["s"] * 1000 for r in rs if r["outcome"] is not None or r["status"] != 200]
         print(f"edge check time ({path}): p50 {statistics.median(checked):.2f} ms, "
               f"p99 {pct(checked, 99):.2f} ms, max {max(checked):.2f} ms over {len(checked)} checks")
+    hostile = [r["s"] * 1000 for r in results if r["label"] == "hostile"]
+    print(f"hostile inputs (the listed bombs and over-limit shapes): all refused in at most {max(hostile):.2f} ms "
+          f"each (p50 {statistics.median(hostile):.2f} ms)")
     if args.misses:
         for r in results:
             if not r["ok"]:
