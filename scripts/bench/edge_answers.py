@@ -67,8 +67,9 @@ def rates(results: list[dict]) -> dict[tuple[str, str], dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--misses", action="store_true", help="print every answer not handled as labelled")
+    parser.add_argument("--set", choices=sorted(corpus.SETS), default="corpus", help="which labelled set")
     args = parser.parse_args()
-    rows = corpus.load()
+    rows = corpus.load(corpus.SETS[args.set])
     workers = ProcessChecker(workers=2)
     workers.wait_ready()
     try:
@@ -86,8 +87,9 @@ def main() -> None:
         print(f"edge check time ({path}): p50 {statistics.median(checked):.2f} ms, "
               f"p99 {pct(checked, 99):.2f} ms, max {max(checked):.2f} ms over {len(checked)} checks")
     hostile = [r["s"] * 1000 for r in results if r["label"] == "hostile"]
-    print(f"hostile inputs (the listed bombs and over-limit shapes): all refused in at most {max(hostile):.2f} ms "
-          f"each (p50 {statistics.median(hostile):.2f} ms)")
+    if hostile:
+        print(f"hostile inputs (the listed bombs and over-limit shapes): all refused in at most {max(hostile):.2f} ms "
+              f"each (p50 {statistics.median(hostile):.2f} ms)")
     if args.misses:
         for r in results:
             if not r["ok"]:

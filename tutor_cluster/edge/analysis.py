@@ -17,12 +17,24 @@ __all__ = ["EdgeInputError", "analyse"]
 
 # Help and frustration, en and es: answered with the learner's next hint (never checked as an answer).
 _HINT = re.compile(r"\b(hints?|stuck|clue|help|don'?t (?:get|understand|know)|do not (?:get|understand|know)|no idea|"
-                   r"idk|confused|give up|no (?:lo )?entiendo|no s[eé]|ayuda|ay[uú]dame|pista|me rindo|"
-                   r"perdid[oa]|too hard|so hard|i hate|odio|dif[ií]cil|where (?:do i|to) start|what do i do|"
-                   r"qu[eé] hago|give me a tip)\b", re.I)
+                   r"idk|confused|give up|no (?:lo )?entiendo|no s[eé]|ayuda|ay[uú]dame|me ayudas|pista|me rindo|"
+                   r"perdid[oa]|i'?m lost|i am lost|too hard|so hard|impossible|imposible|i hate|odio|"
+                   r"dif[ií]cil|where (?:do i|to) start|how (?:do i|to) start|what do i do|show me how|"
+                   r"can'?t do|cannot do|no puedo|explain (?:it |that |this )?again|otra vez|ni idea|"
+                   r"atascad[oa]|no me acuerdo|no recuerdo|qu[eé] hago|give me a tip)\b", re.I)
 _QUESTION = re.compile(r"\?|^\s*(why|how|what|when|which|who|explain|can you|could you|is it|does|do)\b", re.I)
 _REASONING = re.compile(r"\b(why|prove|explain|derive|compare|difference|intuition|justify|general)\b", re.I)
 _SMALLTALK = re.compile(r"\b(weather|football|movie|music|game|joke|girlfriend|boyfriend|party|tiktok)\b", re.I)
+# "is it 9?" is a tentative answer; "is a quarter the same as 1/4?" a question, though it holds a number.
+_ASKS = re.compile(r"^\W*(?:is|are|does|do|can|could|should|would|will)\s+(?!it\b|that\b|this\b)", re.I)
+_TENTATIVE_END = re.compile(r"(?:right|correct|verdad|no)\W*$", re.I)
+
+
+def _asks(text: str) -> bool:
+    t = text.strip()
+    return t.endswith("?") and bool(_ASKS.match(t)) and not _TENTATIVE_END.search(t[-16:])
+
+
 _CODE = re.compile(r"\n|\bdef |\breturn\b|\bprint\(")
 _MATHY = re.compile(r"[0-9=+*/^]")
 
@@ -63,7 +75,8 @@ def _intent(text: str, exercise: Exercise | None, skill: str | None, reading: an
         return "hint_request"
     if exercise is not None:
         if exercise.kind == "math":
-            attempt = reading is not None or not answers.is_prose(text)
+            attempt = (reading is not None and not _asks(text)) or (
+                reading is None and not answers.is_prose(text))
         else:
             attempt = not _QUESTION.search(text)
         if attempt:
@@ -79,7 +92,8 @@ def _read(exercise: Exercise | None, message: str, language: str | None) -> answ
     if exercise is None or exercise.kind != "math":
         return None
     symbolic = any(c.isalpha() for c in exercise.answer.split("=")[-1])
-    return answers.read(message, language=language or exercise.language, units=exercise.units, symbolic=symbolic)
+    return answers.read(message, language=language or exercise.language, units=exercise.units, symbolic=symbolic,
+                        equation="=" in exercise.answer)
 
 
 def analyse(message: str, exercise_id: str | None, exercises: ExerciseSet, config: EdgeConfig,

@@ -16,32 +16,22 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tutor_cluster.config.edge import AnswerFormName as AnswerForm
-from tutor_cluster.edge import number_words
+from tutor_cluster.edge import number_words, sentences
+from tutor_cluster.edge.units import CENT_WORDS, CURRENCY_WORDS, is_word_in, unit_matches
 
 _TRANSLATE = str.maketrans({"−": "-", "–": "-", "—": "-", "×": "*", "·": "*", "÷": "/", "⁄": "/", "＝": "=",
                             "’": "'", "‘": "'", "\u00a0": " ", "\u202f": " "})
 _VULGAR = {"½": " 1/2", "⅓": " 1/3", "⅔": " 2/3", "¼": " 1/4", "¾": " 3/4", "⅕": " 1/5", "⅖": " 2/5",
            "⅗": " 3/5", "⅘": " 4/5", "⅙": " 1/6", "⅚": " 5/6", "⅛": " 1/8", "⅜": " 3/8", "⅝": " 5/8", "⅞": " 7/8"}
 _SPACES = re.compile(r"\s+")
-_OUTER = " \t\"'“”«»¿¡.!?;:,"
-# Phrases that lead into an answer ("I think it's 3/4", "la respuesta es 0,75"); stripped, up to a few times.
-_LEAD_INS = sorted([
-    "i think", "i believe", "i guess", "i reckon", "i got", "i get", "i'd say", "i would say", "i have",
-    "my answer is", "my answer", "the answer is", "the answer's", "answer is", "answer", "the result is", "result",
-    "the total is", "total", "it's", "it is", "its", "is it", "that's", "that is", "it must be", "it should be",
-    "should be", "would be", "maybe", "perhaps", "probably", "so", "ok", "okay", "well", "um", "umm", "hmm", "er",
-    "equals", "they have", "she has", "he has", "there are", "there is", "it makes", "makes",
-    "creo que es", "creo que son", "creo que", "pienso que", "la respuesta es", "respuesta", "el resultado es",
-    "resultado", "el total es", "es", "son", "me da", "me sale", "da", "sale", "quizás", "quizas", "quizá",
-    "tal vez", "pues", "vale", "eh", "bueno", "sería", "seria", "serían", "debe ser", "hay", "tiene",
-], key=len, reverse=True)
-_LEAD_IN = re.compile(r"^(?:" + "|".join(re.escape(p) for p in _LEAD_INS) + r")(?![^\W_])(?:[\s:]|,(?!\d))*", re.I)
-_TAIL = re.compile(r"[\s,]+(?:because|since|cause|cos|as|right|no|i think|i guess|i believe|maybe|porque|ya que|"
-                   r"pues|creo|verdad|no\?)(?![^\W_])", re.I)
+_DROPPED = frozenset({"So", "Cf", "Cs", "Co", "Mn"})
+#: Longer texts with words in them are not an answer on their own (a question, a paragraph): read as None.
+MAX_ANSWER_TEXT = 400
 _CURRENCY = "$€£"
 _PERCENT_WORDS = re.compile(r"\s*(?:percent|per cent|por ciento|porciento)$", re.I)
 # Numbers, read whole (fullmatch).
@@ -49,10 +39,11 @@ _PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)")
 _LEADING_ZEROS = re.compile(r"^([+-]?)0+(?=\d)")
 _FRACTION = re.compile(r"([+-]?)(\d+)\s*/\s*(\d+)")
 _MIXED = re.compile(r"([+-]?)(\d+)\s+(?:(?:and|y)\s+)?(\d+)\s*/\s*(\d+)", re.I)
+_AND_A_HALF = re.compile(r"([+-]?)(\d+)\s+(?:and a half|and one half|y medio|y media)", re.I)
 _GROUPED_COMMA = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # 1,000 and 12,345.5 (en)
 _GROUPED_DOT = re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?")  # 1.000 and 12.345,5 (es)
 _GROUPED_SPACE = re.compile(r"[+-]?[1-9]\d{0,2}(?: \d{3})+(?:[.,]\d+)?")  # 1 000 (either)
-_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*[,']\d+")  # 0,75 — and 0'75, as many learners in Spain write it
 _ATTACHED_UNIT = re.compile(r"([+-]?[\d.,]*\d)([^\W\d_]+)")  # 9kg, 12cm
 _WORD = re.compile(r"[^\W\d_]+")
 _MATHS_ONLY = re.compile(r"[0-9a-zA-Z\s+\-*/^().=,]*")
@@ -81,31 +72,12 @@ class Reading:
         return ", ".join(parts)
 
 
-def _trim(text: str) -> str:
-    """Outer spaces and punctuation off, except a leading '.' or ',' that starts a number (".75", ",75")."""
-    text = text.rstrip(_OUTER)
-    i = 0
-    while i < len(text) and text[i] in _OUTER and not (text[i] in ".," and text[i + 1:i + 2].isdigit()):
-        i += 1
-    return text[i:]
-
-
 def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
     for glyph, plain in _VULGAR.items():
         text = text.replace(glyph, plain)
-    return _trim(_SPACES.sub(" ", text.translate(_TRANSLATE)))
-
-
-def _without_sentence(text: str) -> str:
-    cut = _TAIL.search(text)
-    if cut:
-        text = text[:cut.start()]
-    for _ in range(4):
-        stripped = _trim(_LEAD_IN.sub("", text, count=1)).lstrip("= ")
-        if stripped == text:
-            break
-        text = stripped
-    return _trim(text)
+    text = "".join(c for c in text if unicodedata.category(c) not in _DROPPED)  # emoji, joiners, selectors
+    return sentences.trim(_SPACES.sub(" ", text.translate(_TRANSLATE)))
 
 
 def is_prose(text: str) -> bool:
@@ -124,6 +96,8 @@ def _number(text: str, language: str) -> tuple[str, AnswerForm, tuple[str, ...],
         if d == 0:
             return None
         return f"{sign}({whole} + {n}/{d})", "mixed_number", (), n < d and _lowest(n, d)
+    if m := _AND_A_HALF.fullmatch(text):
+        return f"{m.group(1)}({int(m.group(2))} + 1/2)", "mixed_number", (), True
     if m := _FRACTION.fullmatch(text):
         n, d = int(m.group(2)), int(m.group(3))
         return f"{m.group(1)}{n}/{d}", "fraction", (), _lowest(n, d)
@@ -135,7 +109,7 @@ def _number(text: str, language: str) -> tuple[str, AnswerForm, tuple[str, ...],
     if not spanish and _GROUPED_COMMA.fullmatch(text):
         return text.replace(",", ""), "decimal" if "." in text else "integer", ("thousands separator",), True
     if _DECIMAL_COMMA.fullmatch(text):
-        return text.replace(",", "."), "decimal", ("decimal comma",), True
+        return text.replace(",", ".").replace("'", "."), "decimal", ("decimal comma",), True
     if _GROUPED_SPACE.fullmatch(text):
         value = text.replace(" ", "").replace(",", ".")
         return value, "decimal" if "." in value else "integer", ("thousands separator",), True
@@ -155,8 +129,8 @@ def _split_unit(text: str, language: str, units: Sequence[str], symbolic: bool,
     if m := _ATTACHED_UNIT.fullmatch(text):
         candidates.append((m.group(1), m.group(2)))
     for head, tail in candidates:
-        if not _WORD.fullmatch(tail.replace(" ", "")):
-            continue
+        if not _WORD.fullmatch(tail.replace(" ", "")) or any(number_words.is_number_word(w) for w in tail.split()):
+            continue  # "3 and a half": number words are not a unit
         if symbolic and not unit_matches(tail, declared):
             continue  # "2x": a variable, not a unit, where the answer has variables
         number = _number(head, language)
@@ -165,21 +139,30 @@ def _split_unit(text: str, language: str, units: Sequence[str], symbolic: bool,
     return None
 
 
-def unit_matches(unit: str, declared: Sequence[str] | set[str]) -> bool:
-    """Is ``unit`` one of the ``declared`` spellings (case and a plural 's'/'es' aside)?"""
-    u = unit.lower().strip()
-    variants = {u, u.rstrip("s"), u[:-2] if u.endswith("es") else u}
-    return any(d.lower() in variants or d.lower().rstrip("s") in variants for d in declared)
+def _money(text: str, language: str) -> tuple[tuple[str, AnswerForm, tuple[str, ...], bool], str] | None:
+    """"12 dollars 50 cents", "twelve dollars and fifty cents", "12 euros con 50 céntimos": (number, unit)."""
+    tokens = text.split(" ")
+    if not 3 <= len(tokens) <= 12 or not is_word_in(tokens[-1], CENT_WORDS):
+        return None
+    at = next((i for i, t in enumerate(tokens) if is_word_in(t, CURRENCY_WORDS)), None)
+    if not at:
+        return None
+    rest = [t for t in tokens[at + 1:-1] if t.lower() not in ("and", "y", "con")]
+    whole, cents = _number(" ".join(tokens[:at]), language), _number(" ".join(rest), language)
+    if whole is None or cents is None or "." in whole[0] or "/" in whole[0] or "." in cents[0] or "/" in cents[0]:
+        return None
+    return (f"({whole[0]} + {cents[0]}/100)", "decimal", ("currency",), True), tokens[at]
 
 
-def read(text: str, *, language: str = "en", units: Sequence[str] = (), symbolic: bool = False) -> Reading | None:
+def read(text: str, *, language: str = "en", units: Sequence[str] = (), symbolic: bool = False,
+         equation: bool = False) -> Reading | None:
     """The answer in ``text``, or None when it holds none. ``units``: the exercise's accepted units (``"%"`` among
     them means a percentage is a value in percent, not a fraction); ``symbolic``: the answer has variables, so a
-    letter after a number is a variable unless it is a declared unit."""
+    letter after a number is a variable unless it is a declared unit; ``equation``: the answer is an equation."""
     s = _normalise(text)
-    if not s:
+    if not s or (len(s) > MAX_ANSWER_TEXT and is_prose(s)):
         return None
-    body = _without_sentence(s)
+    body = sentences.final_answer(s, equation=equation)
     if not body:
         return None
     notes: list[str] = ["sentence"] if body != s else []
@@ -200,7 +183,7 @@ def read(text: str, *, language: str = "en", units: Sequence[str] = (), symbolic
         body = _PERCENT_WORDS.sub("", body).rstrip("% ")
     number = _number(body, language)
     if number is None and unit is None and not percent:
-        split = _split_unit(body, language, units, symbolic)
+        split = _money(body, language) or _split_unit(body, language, units, symbolic)
         if split is not None:
             number, unit = split
     if number is not None:
@@ -212,19 +195,22 @@ def read(text: str, *, language: str = "en", units: Sequence[str] = (), symbolic
             else:
                 expr, form = f"({expr})/100", "percent"
         return Reading(expr, form, unit, tuple(notes), simplest)
-    if unit is not None or percent or is_prose(body) or not _MATHS_ONLY.fullmatch(body):
+    if unit is not None or percent:
         return None
-    return _maths(body, language, tuple(notes))
-
-
-def _maths(body: str, language: str, notes: tuple[str, ...]) -> Reading:
-    """An expression or equation as typed ("1/2 + 1/4", "x = 1,000" → x = 1000)."""
-    if body.count("=") == 1:
+    if body.count("=") == 1:  # "x = 2", "x = 1,000", "x = two"
         left, right = (p.strip() for p in body.split("="))
         for var, value in ((left, right), (right, left)):
             number = _number(value, language) if len(var) == 1 and var.isalpha() else None
             if number is not None:
-                return Reading(f"{var} = {number[0]}", "equation", None, notes + number[2], number[3])
+                return Reading(f"{var} = {number[0]}", "equation", None, tuple(notes) + number[2], number[3])
+    if is_prose(body) or not _MATHS_ONLY.fullmatch(body):
+        return None
+    return _maths(body, tuple(notes))
+
+
+def _maths(body: str, notes: tuple[str, ...]) -> Reading:
+    """An expression or equation as typed ("1/2 + 1/4", "2x + 1 = 5")."""
+    if "=" in body:
         return Reading(body, "equation", None, notes, True)
     numeric = not any(c.isalpha() for c in body)
     return Reading(body, "expression", None, notes, not numeric)

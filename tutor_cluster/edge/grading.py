@@ -13,9 +13,10 @@ import re
 from tutor_cluster.config.edge import Exercise
 from tutor_cluster.edge import code as code_check
 from tutor_cluster.edge import maths
-from tutor_cluster.edge.answers import Reading, unit_matches
+from tutor_cluster.edge.answers import Reading
 from tutor_cluster.edge.checker import Checker, CheckRefused
 from tutor_cluster.edge.signals import Check, EdgeReply
+from tutor_cluster.edge.units import unit_matches
 
 #: What every refusal and unreadable attempt tells the learner to type.
 WHAT_TO_TYPE = "Type just your final answer, like 3/4, 2.5, 9 apples or x = 2."

@@ -38,10 +38,15 @@ _DENOMINATORS = {
     "ninth": 9, "ninths": 9, "tenth": 10, "tenths": 10,
     "medio": 2, "media": 2, "medios": 2, "tercio": 3, "tercios": 3, "cuarto": 4, "cuartos": 4, "quinto": 5,
     "quintos": 5, "sexto": 6, "sextos": 6, "septimo": 7, "septimos": 7, "octavo": 8, "octavos": 8, "noveno": 9,
-    "novenos": 9, "decimo": 10, "decimos": 10,
+    "novenos": 9, "decimo": 10, "decimos": 10, "mitad": 2, "hundredth": 100, "hundredths": 100,
+    "centesimo": 100, "centesimos": 100, "centesima": 100, "centesimas": 100, "thousandth": 1000,
+    "thousandths": 1000, "milesimo": 1000, "milesimos": 1000, "milesima": 1000, "milesimas": 1000,
 }
+_POINT = {"point", "coma", "punto"}
 _AND = {"and", "y"}
 _ARTICLE = {"a", "an"}
+#: Words that make a denominator word mean "one of": "a half", "la mitad", "un tercio".
+_ONE_OF = ([], ["a"], ["an"], ["one"], ["la"], ["una"], ["un"], ["el"])
 _MINUS = {"minus", "negative", "menos"}
 #: Words at most; a longer phrase is not a number a learner writes.
 MAX_WORDS = 12
@@ -93,7 +98,35 @@ def parse(text: str) -> Fraction | None:
         return None if whole is None else sign * (whole + Fraction(1, 2))
     # "three quarters", "a half", "dos tercios": numerator words, then a denominator word.
     if words[-1] in _DENOMINATORS:
-        numerator = 1 if words[:-1] in ([], ["a"], ["an"]) else _whole(words[:-1])
+        numerator = 1 if words[:-1] in _ONE_OF else _whole(words[:-1])
         return None if numerator is None else sign * Fraction(numerator, _DENOMINATORS[words[-1]])
+    point = next((i for i, w in enumerate(words) if w in _POINT), None)
+    if point is not None:  # "zero point seven five", "cero coma setenta y cinco"
+        return _decimal(words[:point], words[point + 1:], sign)
     whole = _whole(words)
     return None if whole is None else sign * Fraction(whole)
+
+
+def _decimal(before: list[str], after: list[str], sign: int) -> Fraction | None:
+    whole = _whole(before)
+    if whole is None or not after:
+        return None
+    zeros = 0
+    while after[:1] in (["zero"], ["cero"]) and len(after) > 1:
+        zeros, after = zeros + 1, after[1:]
+    digits = [_UNITS.get(w) for w in after]
+    if len(after) > 1 and all(d is not None and d < 10 for d in digits):
+        figures = "".join(str(d) for d in digits)  # digit by digit: "seven five"
+    else:
+        value = _whole(after)  # as a number: "setenta y cinco"
+        if value is None:
+            return None
+        figures = str(value)
+    figures = "0" * zeros + figures
+    return sign * (whole + Fraction(int(figures), 10 ** len(figures)))
+
+
+def is_number_word(word: str) -> bool:
+    """Is ``word`` one of the words numbers are written with (not counting 'and' / 'y')?"""
+    w = _plain(word.lower())
+    return w in _UNITS or w in _DENOMINATORS or w in _HUNDRED or w in _THOUSAND or w in _MINUS or w in _POINT

@@ -84,12 +84,12 @@ HELP = {
            "hint please", "no idea", "idk", "this is too hard", "I give up", "where do I start?",
            "I'm confused", "what do I do?", "I hate fractions, this is so hard", "give me a clue"],
     "es": ["no entiendo", "no lo entiendo", "ayuda", "ayúdame por favor", "no sé", "una pista por favor",
-           "me rindo", "estoy perdido", "es muy difícil", "qué hago?"],
+           "me rindo", "estoy perdido", "es muy difícil", "qué hago?", "¿puedes explicarlo otra vez?"],
 }
 QUESTIONS = {
     "en": ["why do we add the tops?", "what does simplest form mean?", "how do I change metres to centimetres?",
            "can you explain it another way?", "what is a denominator?", "why is that the answer?"],
-    "es": ["¿por qué se suman?", "¿qué significa decimal?", "¿cómo se hace?", "¿puedes explicarlo otra vez?"],
+    "es": ["¿por qué se suman?", "¿qué significa decimal?", "¿cómo se hace?", "¿para qué sirven los decimales?"],
 }
 HOSTILE = ["(a+b+c+d+e+f+g+h)^64", "((x+1)^64)^64", "(((x+1)^64)^64)^64", "((x*10^6)^64)^64", "9**9**9**9",
            "2^1000000", "(2^64)^64", "(x+1)^64*(x+2)^64", "(a+b+c)^40/(a-b)^30", "1+" * 300 + "1",
@@ -97,11 +97,18 @@ HOSTILE = ["(a+b+c+d+e+f+g+h)^64", "((x+1)^64)^64", "(((x+1)^64)^64)^64", "((x*1
 
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
+#: Written independently (by a helper that never saw the reader, after the reader was written) and never used to
+#: tune it: what answers the reader was not written against look like.
+HELD_OUT = Path(__file__).with_name("heldout.jsonl")
+#: A second one, written the same way after the reader had been improved on the first's misses: the first is no
+#: longer held out; this one is.
+HELD_OUT_2 = Path(__file__).with_name("heldout2.jsonl")
+SETS = {"corpus": CORPUS, "heldout": HELD_OUT, "heldout2": HELD_OUT_2}
 LABELS = ("right", "off_by_one", "wrong", "wrong_unit", "help", "question", "hostile")
 
 
-def load() -> list[dict]:
-    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load(path: Path = CORPUS) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def meets(label: str, status: int, outcome: str | None, intent: str | None, tier: str | None = None) -> bool:

@@ -43,6 +43,10 @@ def exercises():
     ("2.000", "es-miles-1", "es", "correct", "Correct!"),
     ("2.000", "es-miles-1", None, "correct", "Correct!"),  # the exercise's language when the turn gives none
     ("3 ++ )", "frac-add-1", None, "unreadable", "I couldn't read"),
+    ("cuestan 12,50 dólares", "word-money-1", "es", "correct", "Correct!"),  # a unit in another language
+    ("250 centímetros", "length-cm-1", "es", "correct", "Correct!"),
+    ("3 and a half", "frac-mixed-1", None, "correct", "Correct!"),  # never "3" with the unit "and a half"
+    ("12.50 euros", "word-money-1", None, "wrong_unit", "Nearly!"),
 ])
 def test_outcomes_and_the_feedback_that_teaches(exercises, message, exercise_id, language, outcome,
                                                 reply_starts) -> None:
@@ -68,6 +72,9 @@ def test_the_response_says_which_form_was_recognised(exercises) -> None:
     ("nine", "word-apples-1", "answer_attempt"),
     ("is it 9?", "word-apples-1", "answer_attempt"),
     ("did you see the football game", "word-apples-1", "off_topic"),
+    ("is a quarter the same as 1/4?", "frac-add-1", "question"),  # holds a number, asks a question
+    ("is it 3/4?", "frac-add-1", "answer_attempt"),
+    ("is 3/4 right?", "frac-add-1", "answer_attempt"),
     ('def add(a, b):\n    print("help")\n', "py-func-1", "answer_attempt"),
 ])
 def test_intent_is_decided_before_checking(exercises, message, exercise_id, intent) -> None:
