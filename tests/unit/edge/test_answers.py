@@ -109,7 +109,10 @@ def test_not_number_words(words) -> None:
 @pytest.mark.parametrize("shape", [lambda n: "9 " * (n // 2), lambda n: "a" * n, lambda n: "1," * (n // 2),
                                    lambda n: "the answer is " * (n // 14), lambda n: "1/" * (n // 2),
                                    lambda n: "i think " * (n // 8) + "9", lambda n: "9" + " because" * (n // 8),
-                                   lambda n: "1 " * (n // 2) + "apples", lambda n: "$" * n + "5"])
+                                   lambda n: "1 " * (n // 2) + "apples", lambda n: "$" * n + "5",
+                                   lambda n: "so 1 " * (n // 5), lambda n: "1/4 = " * (n // 6) + "9",
+                                   lambda n: "ana has " * (n // 8) + "9", lambda n: "9" + " now" * (n // 4),
+                                   lambda n: "is " * (n // 3) + "9?", lambda n: "9 (" * (n // 3) + "a"])
 def test_reading_runs_in_linear_time_on_hostile_shapes(shape) -> None:
     """4× the input: ~4× the work when linear, ~16× when quadratic. Best of 5 per size (a busy machine does not
     decide the outcome)."""
