@@ -87,6 +87,9 @@ class Exercise(BaseModel):
                                 "not yet accepted ('which unit?').")
     tolerance: float | None = Field(default=None, ge=0, description=(
         "Maths: numeric answers within this distance of the reference are right (e.g. 0.01 for 2 decimal places)."))
+    decimal_places: int | None = Field(default=None, ge=0, le=12, description=(
+        "Maths: a right decimal must be written to this many places ('round to 2 decimal places'); another "
+        "rounding of a right value gets 'round it to N decimal places'. Pair it with a tolerance."))
     forms: list[AnswerFormName] | None = Field(default=None, description=(
         "Maths: forms accepted for a right value (integer, decimal, fraction, mixed_number, percent, words, "
         "expression, equation); another form gets 'right value — write it as …'. None: any form."))
@@ -96,7 +99,7 @@ class Exercise(BaseModel):
     @model_validator(mode="after")
     def _maths_fields(self) -> "Exercise":
         if self.kind != "math":
-            used = [f for f in ("units", "unit_required", "tolerance", "forms", "simplest_form")
+            used = [f for f in ("units", "unit_required", "tolerance", "decimal_places", "forms", "simplest_form")
                     if getattr(self, f) not in (None, False, [])]
             if used:
                 raise ValueError(f"exercise {self.id!r}: {', '.join(used)} apply to maths exercises only (kind: math)")

@@ -20,6 +20,7 @@ from tutor_cluster.edge.units import unit_matches
 
 #: What every refusal and unreadable attempt tells the learner to type.
 WHAT_TO_TYPE = "Type just your final answer, like 3/4, 2.5, 9 apples or x = 2."
+_DECIMAL = re.compile(r"[+-]?\d*\.(\d+)")
 _FORM_WORDS = {"integer": "a whole number", "decimal": "a decimal", "fraction": "a fraction",
                "mixed_number": "a mixed number", "percent": "a percentage", "words": "words",
                "expression": "an expression", "equation": "an equation"}
@@ -77,6 +78,10 @@ def check_math(exercise: Exercise, message: str, reading: Reading | None, checke
     if exercise.unit_required and not (reading is not None and reading.unit):
         return Check(**base, correct=None, outcome="missing_unit",
                      detail=f"The number is right — in which unit? Answer in {exercise.units[0]}.")
+    places = _places(reading.expression) if reading is not None and reading.form == "decimal" else None
+    if exercise.decimal_places is not None and places is not None and places != exercise.decimal_places:
+        return Check(**base, correct=None, outcome="wrong_form",
+                     detail=f"The value is right, but round it to {exercise.decimal_places} decimal places.")
     if exercise.forms and reading is not None and reading.form not in exercise.forms:
         wanted = " or ".join(_FORM_WORDS[f] for f in exercise.forms)
         return Check(**base, correct=None, outcome="wrong_form",
@@ -85,6 +90,12 @@ def check_math(exercise: Exercise, message: str, reading: Reading | None, checke
         return Check(**base, correct=True, outcome="unsimplified",
                      detail=f"{said} is right, but it is not in its simplest form yet.")
     return Check(**base, correct=True, outcome="correct", detail=f"{said} is equivalent to the expected answer.")
+
+
+def _places(expression: str) -> int | None:
+    """Decimal places of a number as written ("3.14" → 2), None when it is not one plain decimal."""
+    m = _DECIMAL.fullmatch(expression)
+    return len(m.group(1)) if m else None
 
 
 def check_code(exercise: Exercise, answer: str) -> Check:

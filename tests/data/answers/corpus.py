@@ -58,7 +58,7 @@ EXERCISES: dict[str, dict] = {
                                             "words": ["two hundred and fifty cm"]},
                     "off": ["249 cm", "251 cm", "251cm", "249 centimetres"], "wrong": ["25 cm", "2.5 cm", "2500 cm"],
                     "unit": ["250 m", "250 mm", "250 km"]},
-    "round-pi-1": {"lang": "en", "right": {"decimal": ["3.14", "3.143"], "decimal_comma": ["3,14"]},
+    "round-pi-1": {"lang": "en", "right": {"decimal": ["3.14", "03.14"], "decimal_comma": ["3,14"]},
                    "off": ["3.13", "3.15", "3.24", "4.14"], "wrong": ["3.0", "22.7", "7.22"], "unit": []},
     "es-manzanas-1": {"lang": "es", "right": {"integer": ["9"], "unit": ["9 manzanas", "9 manzana"],
                                               "words": ["nueve", "nueve manzanas"]},

@@ -38,6 +38,9 @@ def exercises():
     ("250 cm", "length-cm-1", None, "correct", "Correct!"),
     ("3.14", "round-pi-1", None, "correct", "Correct!"),
     ("3.15", "round-pi-1", None, "incorrect", "Not quite."),
+    ("3.143", "round-pi-1", None, "wrong_form", "Nearly!"),  # right value, not rounded to 2 places
+    ("3.142857", "round-pi-1", None, "wrong_form", "Nearly!"),
+    ("3.1", "round-pi-1", None, "incorrect", "Not quite."),  # outside the tolerance
     ("nueve manzanas", "es-manzanas-1", "es", "correct", "Correct!"),
     ("la respuesta es 0,75", "es-decimales-1", "es", "correct", "Correct!"),
     ("2.000", "es-miles-1", "es", "correct", "Correct!"),
