@@ -9,6 +9,7 @@ from typing import Any
 
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.memory import LearnerMemoryActor
+from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.telemetry.metrics import Metrics
 
 
@@ -135,3 +136,7 @@ class InProcessMemory:
 
     def apply(self, learner_id: str, update: Any) -> Any:
         return self.actors[0].apply.remote(learner_id, update)
+
+
+#: Pseudonym secrets for tests (services read a key file in production; see tutor_cluster/privacy.py).
+TEST_PSEUDONYMS = PseudonymKeys([("t1", b"test-secret-" * 3)])

@@ -18,6 +18,7 @@ from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.ratelimit import RateLimiter
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.memory import LearnerMemory
+from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.telemetry.events import EventSink
 from tutor_cluster.telemetry.http import MetricsMiddleware
 from tutor_cluster.telemetry.metrics import Metrics
@@ -44,13 +45,15 @@ class Services:
 
 
 def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMemory | None, knowledge: Any = None,
-                   *, metrics: Metrics | None = None) -> Services:
-    """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests)."""
+                   *, metrics: Metrics | None = None, pseudonyms: PseudonymKeys | None = None) -> Services:
+    """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests).
+    ``pseudonyms``: the secrets (default: read from ``privacy.pseudonym_keys_file``; missing → refuses to start)."""
     metrics = metrics or Metrics()
     events = EventSink(settings.telemetry.events)
     relations = open_relations(settings.learner.store) if memory is not None else None
     learner_service = LearnerService(settings, memory, Access(relations))
-    tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events))
+    pseudonyms = pseudonyms or PseudonymKeys.load(settings.privacy.keys_path())
+    tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events, pseudonyms))
     return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
                     health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,
                     metrics=metrics, events=events, relations=relations)

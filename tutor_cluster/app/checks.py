@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tutor_cluster.config.settings import ConfigError, Settings
 from tutor_cluster.learner import policies as learner_policies
+from tutor_cluster.privacy import PseudonymKeyError, PseudonymKeys, ensure_key_file
 from tutor_cluster.routing.policies import build_policy
 
 
@@ -43,3 +44,15 @@ def check_learner_store(settings: Settings, source: str = "settings") -> str | N
         raise ConfigError(f"{source}: learner.store holds {len(legacy)} learner(s) from before tenancy "
                           f"(e.g. {legacy[0]!r}); assign them to their tenant first: {MIGRATE_HINT}")
     return None
+
+
+def check_pseudonym_keys(settings: Settings, *, create: bool) -> tuple[PseudonymKeys, bool]:
+    """The pseudonym secrets, or :class:`ConfigError` when they are missing or malformed; with ``create``, the
+    default file is made first when missing (local mode; a configured path is never created). Returns whether it
+    was created."""
+    path = settings.privacy.keys_path()
+    created = create and settings.privacy.pseudonym_keys_file is None and ensure_key_file(path)
+    try:
+        return PseudonymKeys.load(path), created
+    except PseudonymKeyError as exc:
+        raise ConfigError(f"privacy.pseudonym_keys_file: {exc}") from None

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from tutor_cluster.cli import commands
 from tutor_cluster.cli import keys as keys_commands
 from tutor_cluster.cli import learner as learner_commands
+from tutor_cluster.cli import privacy as privacy_commands
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--tenant", required=True, help="the tenant those learners belong to")
     mig.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
     mig.set_defaults(func=learner_commands.learner_migrate_tenancy)
+
+    privacy = sub.add_parser("privacy", help="pseudonym secrets")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, parser_class=_Parser)
+    rot = privacy_sub.add_parser("rotate-key", help="make a new current pseudonym secret (old ones are kept)")
+    rot.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    rot.set_defaults(func=privacy_commands.privacy_rotate_key)
+    show = privacy_sub.add_parser("show", help="the pseudonym secrets' versions (never the secrets)")
+    show.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    show.set_defaults(func=privacy_commands.privacy_show)
 
     routing = sub.add_parser("routing", help="routing: train the learned policy, export the spend ledger")
     routing_sub = routing.add_subparsers(dest="routing_command", required=True, parser_class=_Parser)

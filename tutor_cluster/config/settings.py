@@ -23,6 +23,7 @@ from tutor_cluster.config.edge import EdgeConfig, ExerciseSet
 from tutor_cluster.config.knowledge import KnowledgeSettings
 from tutor_cluster.config.learner import MemoryConfig
 from tutor_cluster.config.limits import RateLimitConfig
+from tutor_cluster.config.privacy import PrivacyConfig
 from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.config.telemetry import TelemetrySettings
 
@@ -91,6 +92,7 @@ class Settings(BaseModel):
     exercises: ExerciseSet = Field(default_factory=ExerciseSet, description="Exercise set (inline or a file path).")
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings,
                                          description="Curriculum RAG: embedder, Qdrant store, retrieval.")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Where the pseudonym secrets are.")
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings,
                                          description="Analytics events (metrics need no settings).")
 

@@ -11,7 +11,6 @@ from typing import Any
 from tutor_cluster.core import prompts
 from tutor_cluster.errors import Forbidden, NotFound
 from tutor_cluster.identity import Principal
-from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
 from tutor_cluster.routing.requests import CoreRequest
 from tutor_cluster.turns.service import Tiers, ms
@@ -61,7 +60,7 @@ class ChatService:
         request = CoreRequest(
             request_id=chat_id, messages=prompts.chat_messages(messages, mode=chat.mode), signals=edge.signals,
             model=pinned, max_tokens=chat.max_tokens, **chat.sampling, tenant=principal.tenant,
-            learner_ref=pseudonym(principal.tenant, chat.user) if chat.user else None,
+            learner_ref=t.recorder.pseudonyms.pseudonym(principal.tenant, chat.user) if chat.user else None,
         )
 
         def tutor(route: RouteEvent | None, done: DoneEvent) -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """What one API interaction leaves behind for operators and analysts: metrics (no personal data in labels)
-and the turn's analytics event (pseudonymous learner and session ids)."""
+and the turn's analytics event (learner and session as keyed pseudonyms: ``privacy.py``)."""
 
 from __future__ import annotations
 
 import time
 
 from tutor_cluster.learner.context import LearnerContext
-from tutor_cluster.privacy import pseudonym
+from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.events import DoneEvent
 from tutor_cluster.telemetry.events import EventSink
 from tutor_cluster.telemetry.metrics import Metrics
@@ -14,9 +14,10 @@ from tutor_cluster.turns.types import TurnRequest, TurnResult
 
 
 class TurnRecorder:
-    def __init__(self, metrics: Metrics, events: EventSink) -> None:
+    def __init__(self, metrics: Metrics, events: EventSink, pseudonyms: PseudonymKeys) -> None:
         self.metrics = metrics
         self.events = events
+        self.pseudonyms = pseudonyms
 
     def model(self, done: DoneEvent) -> None:
         """Tokens, cost, TTFT and alerts of one model interaction (the router's done event)."""
@@ -38,8 +39,8 @@ class TurnRecorder:
         state = after.skills.get(r.skill) if after and r.skill else None
         self.events.add({
             "at": time.time(), "turn_id": r.turn_id, "tenant": tenant,
-            "learner": pseudonym(tenant, body.learner_id),
-            "session": pseudonym(tenant, f"session:{body.session_id}"), "skill": r.skill,
+            "learner": self.pseudonyms.pseudonym(tenant, body.learner_id),
+            "session": self.pseudonyms.pseudonym(tenant, f"session:{body.session_id}"), "skill": r.skill,
             "intent": r.intent, "exercise_id": body.exercise_id, "tier": r.tier, "model": r.model,
             "correct": r.check.correct if r.check else None, "misconceptions": r.check.misconceptions if r.check else [],
             "hint": r.intent == "hint_request" or (r.tier == "edge" and "Hint:" in r.reply),

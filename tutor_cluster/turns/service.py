@@ -28,7 +28,6 @@ from tutor_cluster.identity import Principal
 from tutor_cluster.knowledge.index import Filters
 from tutor_cluster.knowledge.retriever import Passage
 from tutor_cluster.learner.context import LearnerContext, Preferences
-from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
 from tutor_cluster.routing.requests import CoreRequest
 from tutor_cluster.routing.verify import VerifySpec
@@ -199,7 +198,7 @@ class TurnService:
         return CoreRequest(request_id=request_id, messages=messages, signals=edge.signals,
                            learner=t.learners.features(after, edge.signals.skill), verify=spec,
                            tenant=principal.tenant, class_id=body.class_id,
-                           learner_ref=pseudonym(principal.tenant, body.learner_id))
+                           learner_ref=t.recorder.pseudonyms.pseudonym(principal.tenant, body.learner_id))
 
     def _model_result(self, turn_id: str, edge: EdgeResult, route: RouteEvent, done: DoneEvent, text: str,
                       latency: dict[str, float | None], t0: float) -> TurnResult:

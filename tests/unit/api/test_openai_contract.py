@@ -8,6 +8,7 @@ import openai
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.unit.stand_ins import TEST_PSEUDONYMS
 from tutor_cluster.api.app import build_fastapi, build_services
 from tutor_cluster.api.auth import hash_key
 from tutor_cluster.api.protocol import UNSUPPORTED_PARAMS, ChatCompletionRequest
@@ -25,7 +26,7 @@ def http() -> TestClient:
             ApiKey(id="tutor", sha256=hash_key(TUTOR_KEY), scopes=["tutor"])]
     settings = settings.model_copy(update={"auth": settings.auth.model_copy(update={"api_keys": keys})})
     # No tier handles: every request here is answered before a tier would be called.
-    with TestClient(build_fastapi(build_services(settings, None, None, None))) as client:
+    with TestClient(build_fastapi(build_services(settings, None, None, None, pseudonyms=TEST_PSEUDONYMS))) as client:
         yield client
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.unit.stand_ins import TEST_PSEUDONYMS
 from tutor_cluster.api.app import build_fastapi, build_services
 from tutor_cluster.api.auth import hash_key
 from tutor_cluster.api.ratelimit import Bucket, RateLimiter, decide
@@ -56,7 +57,7 @@ def _app(tmp_path: Path, **limits) -> tuple[TestClient, dict[str, str]]:
                        rate=Rate(requests_per_minute=6000, burst=50))]
     limits = RateLimitConfig(sqlite_path=str(tmp_path / "rl.db"), **limits)
     settings = settings.model_copy(update={"limits": limits, "auth": settings.auth.model_copy(update={"api_keys": api_keys})})
-    return TestClient(build_fastapi(build_services(settings, None, None, None))), keys
+    return TestClient(build_fastapi(build_services(settings, None, None, None, pseudonyms=TEST_PSEUDONYMS))), keys
 
 
 def _get(client: TestClient, key: str):

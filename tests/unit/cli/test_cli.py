@@ -168,3 +168,25 @@ def test_migrate_tenancy_with_the_store_down_is_one_line(tmp_path) -> None:
     proc = _cli("learner", "migrate-tenancy", "--tenant", "acme", "--config", str(config))
     assert proc.returncode == 1 and proc.stderr.startswith("tutor-cluster: learner store:"), proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_privacy_show_and_rotate_key(tmp_path) -> None:
+    """The pseudonym secrets' versions are shown (never a secret); rotation adds a current version; a missing or
+    malformed file is exit 2 with one line."""
+    keys = tmp_path / "pseudonym-keys"
+    env = {"TUTOR_STATE_DIR": str(tmp_path), "TUTOR_PSEUDONYM_KEYS_FILE": str(keys)}
+    missing = _cli("privacy", "show", env=env)
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "does not exist" in missing.stderr
+    keys.write_text("k1:c2VjcmV0\n")  # 6 bytes: too short
+    short = _cli("privacy", "show", env=env)
+    assert short.returncode == 2 and "at least 32" in short.stderr
+    keys.unlink()
+    from tutor_cluster.privacy import ensure_key_file
+
+    ensure_key_file(keys)
+    secret = keys.read_text().split(":", 1)[1].strip()
+    shown = _cli("privacy", "show", env=env)
+    assert shown.returncode == 0 and "current k1" in shown.stdout and secret not in shown.stdout
+    rotated = _cli("privacy", "rotate-key", env=env)
+    assert rotated.returncode == 0 and "k2" in rotated.stdout and secret not in rotated.stdout
+    assert "current k2; versions k2, k1" in _cli("privacy", "show", env=env).stdout

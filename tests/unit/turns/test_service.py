@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.stand_ins import DeadEngine, FixedAnswer, InProcess, InProcessMemory, RecordingMetrics
+from tests.unit.stand_ins import TEST_PSEUDONYMS, DeadEngine, FixedAnswer, InProcess, InProcessMemory, RecordingMetrics
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.edge.deployment import EdgeTier
 from tutor_cluster.errors import BudgetExhausted, Forbidden, InvalidInput, NotFound, Unavailable
@@ -53,7 +53,7 @@ def _with_learners(tmp_path: Path, engine: Any = None,
     metrics = RecordingMetrics()
     learners = LearnerService(settings, InProcessMemory(settings))
     tiers = Tiers(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)), InProcess(router),
-                  learners, None, TurnRecorder(metrics, EventSink(settings.telemetry.events)), trace=lambda: None)
+                  learners, None, TurnRecorder(metrics, EventSink(settings.telemetry.events), TEST_PSEUDONYMS), trace=lambda: None)
     return TurnService(tiers), ChatService(tiers), metrics, learners
 
 
