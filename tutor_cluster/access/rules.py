@@ -27,6 +27,9 @@ RULES: dict[str, RouteRule] = {
     "PATCH /v1/learners/{learner_id}/preferences": RouteRule(
         frozenset({"learner", "guardian", *TENANT_WIDE}), True, "change a learner's preferences"),
     "GET /v1/learners/{learner_id}/next-exercise": RouteRule(EVERYONE_BUT_ML, True, "a learner's next exercise"),
+    "GET /v1/learners/{learner_id}/audit": RouteRule(
+        frozenset({"learner", "guardian", "institution_admin", "platform_admin"}), True,
+        "who accessed a learner's data, when and why (FERPA §99.32)"),
     "POST /v1/chat/completions": RouteRule(EVERYONE_BUT_ML, False, "OpenAI chat (no learner memory)"),
     "GET /v1/models": RouteRule(EVERYONE_BUT_ML, False, "the model catalogue"),
     "GET /v1/models/{model_id}": RouteRule(EVERYONE_BUT_ML, False, "one model"),

@@ -16,6 +16,7 @@ from tutor_cluster.api.auth import Authenticator
 from tutor_cluster.api.errors import install_error_handlers
 from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.ratelimit import RateLimiter
+from tutor_cluster.audit.log import AuditLog, AuditStore
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.privacy import PseudonymKeys
@@ -51,8 +52,10 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
     metrics = metrics or Metrics()
     events = EventSink(settings.telemetry.events)
     relations = open_relations(settings.learner.store) if memory is not None else None
-    learner_service = LearnerService(settings, memory, Access(relations))
     pseudonyms = pseudonyms or PseudonymKeys.load(settings.privacy.keys_path())
+    audit = (AuditLog(AuditStore(settings.privacy.audit_path()), pseudonyms)
+             if settings.privacy.audit_enabled and memory is not None else None)
+    learner_service = LearnerService(settings, memory, Access(relations), audit)
     tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events, pseudonyms))
     return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
                     health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,

@@ -1,11 +1,12 @@
-"""The learner routes (``/v1/learners/{id}``): views of learner memory, preferences, the next exercise."""
+"""The learner routes (``/v1/learners/{id}``): views of learner memory, preferences, the next exercise, the
+audit trail of who accessed them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 
 from tutor_cluster.api.authz import allow
-from tutor_cluster.api.protocol import ERRORS, ID_PATTERN, LearnerView
+from tutor_cluster.api.protocol import ERRORS, ID_PATTERN, AuditRecord, AuditTrail, LearnerView
 from tutor_cluster.learner.context import Preferences
 from tutor_cluster.learner.policies import Recommendation
 from tutor_cluster.turns.learners import LearnerService
@@ -33,5 +34,15 @@ def routes(learners: LearnerService) -> APIRouter:
     async def next_exercise(http: Request, learner_id: str = learner_id_path) -> Recommendation:
         """The exercise to do next, by the configured policy (default: lowest unmastered skill)."""
         return await learners.next_exercise(http.state.principal, learner_id)
+
+    @router.get("/{learner_id}/audit", response_model=AuditTrail, responses=ERRORS,
+                dependencies=[allow("GET /v1/learners/{learner_id}/audit")])
+    async def audit(http: Request, learner_id: str = learner_id_path,
+                    limit: int = Query(default=100, ge=1, le=1000, description="At most this many, newest first."),
+                    ) -> AuditTrail:
+        """Who accessed the learner's data — actor key, role, action, what, purpose, when — newest first (FERPA
+        §99.32's record of disclosures). The learner appears in it only as a keyed pseudonym."""
+        records = await learners.audit_trail(http.state.principal, learner_id, limit)
+        return AuditTrail(records=[AuditRecord.model_validate(r) for r in records])
 
     return router

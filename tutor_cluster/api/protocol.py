@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from tutor_cluster.turns.types import (
     ID_PATTERN,
     MAX_MESSAGE_CHARS,
+    AuditRecord,
+    AuditTrail,
     Citation,
     Cost,
     LearnerView,
@@ -20,7 +22,7 @@ from tutor_cluster.turns.types import (
     Usage,
 )
 
-__all__ = ["Citation", "Cost", "LearnerView", "MasteryChange", "MemoryReceipt", "SkillView", "TurnRequest",
+__all__ = ["AuditRecord", "AuditTrail", "Citation", "Cost", "LearnerView", "MasteryChange", "MemoryReceipt", "SkillView", "TurnRequest",
            "TurnResponse", "Usage"]
 
 TurnResponse = TurnResult  # the HTTP response of POST /v1/tutor/turns is the turn service's result as is

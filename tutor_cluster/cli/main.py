@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tutor_cluster.cli import audit as audit_commands
 from tutor_cluster.cli import commands
 from tutor_cluster.cli import keys as keys_commands
 from tutor_cluster.cli import learner as learner_commands
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--tenant", required=True, help="the tenant those learners belong to")
     mig.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
     mig.set_defaults(func=learner_commands.learner_migrate_tenancy)
+
+    audit = sub.add_parser("audit", help="the disclosure audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    ver = audit_sub.add_parser("verify", help="check the hash chain: exit 1 names the first bad record")
+    ver.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    ver.add_argument("--expect-head", help="the head hash a previous verify printed (catches an edited or cut end)")
+    ver.set_defaults(func=audit_commands.audit_verify)
 
     privacy = sub.add_parser("privacy", help="pseudonym secrets")
     privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, parser_class=_Parser)

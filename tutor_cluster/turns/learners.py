@@ -12,6 +12,7 @@ from typing import Any
 from ray.exceptions import RayError
 
 from tutor_cluster.access.policy import Access
+from tutor_cluster.audit.log import AuditLog
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
 from tutor_cluster.errors import InvalidInput, NotFound, TutorError, Unavailable
@@ -34,10 +35,12 @@ MEMORY_RETRY_AFTER_S = 2
 
 
 class LearnerService:
-    def __init__(self, settings: Settings, memory: LearnerMemory, access: Access | None = None) -> None:
+    def __init__(self, settings: Settings, memory: LearnerMemory, access: Access | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.settings = settings
         self._memory = memory
         self._access = access or Access(None)
+        self._audit = audit
         self._next = learner_policies.get(settings.learner.next_exercise_policy)
 
     async def stats(self) -> list[dict[str, int]]:
@@ -90,8 +93,25 @@ class LearnerService:
             recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
         )
 
+    async def audited(self, principal: Principal, learner_id: str, *, action: str, resource: str,
+                      route: str) -> None:
+        """Record an access to the learner's data in the audit trail (durable before the caller answers)."""
+        if self._audit is not None:
+            await self._audit.record(principal, learner_id, action=action, resource=resource, route=route)
+
+    async def audit_trail(self, principal: Principal, learner_id: str, limit: int) -> list[dict[str, Any]]:
+        """Who accessed the learner's data, newest first (for the roles ``access/rules.py`` allows; a learner
+        unknown to the caller's tenant is 404, as on every learner route)."""
+        await self._known_learner(principal, learner_id)
+        if self._audit is None:
+            raise NotFound("the audit trail is off (privacy.audit_enabled: false)", field="learner_id")
+        return await self._audit.about(principal, learner_id, limit)
+
     async def learner(self, principal: Principal, learner_id: str) -> LearnerView:
-        return self.learner_view(await self._known_learner(principal, learner_id))
+        view = self.learner_view(await self._known_learner(principal, learner_id))
+        await self.audited(principal, learner_id, action="read", resource="learner memory",
+                           route="GET /v1/learners/{learner_id}")
+        return view
 
     async def set_preferences(self, principal: Principal, learner_id: str, prefs: Preferences,
                               key: str | None) -> LearnerView:
@@ -106,11 +126,15 @@ class LearnerService:
             raise InvalidInput(f"Idempotency-Key {key!r} was used before with another body; send a new key for a "
                                "new change, or the same body to retry", field="Idempotency-Key",
                                code="idempotency_key_reused")
+        await self.audited(principal, learner_id, action="write", resource="preferences",
+                           route="PATCH /v1/learners/{learner_id}/preferences")
         return self.learner_view(result.after)
 
     async def next_exercise(self, principal: Principal, learner_id: str) -> Recommendation:
         ctx = await self._known_learner(principal, learner_id)
         rec = self._next(ctx, self.settings.exercises, self.settings.learner.policy)
+        await self.audited(principal, learner_id, action="read", resource="learner memory",
+                           route="GET /v1/learners/{learner_id}/next-exercise")
         if rec is None:
             raise NotFound("every skill with exercises is mastered", field="learner_id")
         return rec

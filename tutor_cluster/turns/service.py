@@ -117,6 +117,8 @@ class TurnService:
         edge, edge_ms = await t.analyse(body.message, body.exercise_id, language=body.language)
         t_mem = t.clock()
         before, after, receipt, change = await t.learners.remember(key, body, turn_id, edge)
+        await t.learners.audited(principal, body.learner_id, action="read+write", resource="learner memory",
+                                 route="POST /v1/tutor/turns")
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}

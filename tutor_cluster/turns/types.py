@@ -183,3 +183,25 @@ class ChatStream:
     created: int
     model: str
     events: AsyncIterator[list[RouteEvent | DeltaEvent | ChatDone]]
+
+
+class AuditRecord(BaseModel):
+    """One access to a learner's data, as the audit trail keeps it."""
+
+    seq: int = Field(description="Position in the hash chain (1, 2, …).")
+    at: str = Field(description="When (UTC, ISO 8601).")
+    actor: str = Field(description="The API key that made the access (its id).")
+    role: str
+    tenant: str
+    action: str = Field(description="read, write or read+write.")
+    resource: str = Field(description="What was accessed: learner memory, preferences.")
+    subject: str = Field(description="The learner, as a keyed pseudonym.")
+    purpose: str = Field(description="Why the role reaches the data: tutoring, instruction, guardian access, …")
+    route: str
+    prev: str = Field(description="The previous record's hash.")
+    hash: str = Field(description="SHA-256 over this record's other fields.")
+
+
+class AuditTrail(BaseModel):
+    records: list[AuditRecord] = Field(description="Newest first.")
+

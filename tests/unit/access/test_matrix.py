@@ -53,6 +53,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     raw["auth"] = {"api_keys": [k.model_dump() for k in keys]}
     raw["learner"]["store"] = {"backend": "sqlite", "sqlite_path": str(tmp / "learners.db")}
     raw["telemetry"]["events"]["enabled"] = False
+    raw["privacy"]["audit_sqlite_path"] = str(tmp / "audit.db")
     settings = Settings.model_validate(raw)
     router = RouterCore(settings.routing, settings.catalogue, {})
     services = build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
@@ -90,6 +91,7 @@ LEARNER_ROUTES = {  # the turn last: it may start a learner of the caller's tena
     "PATCH /v1/learners/{learner_id}/preferences": lambda t: ("PATCH", f"/v1/learners/{t}/preferences",
                                                               {"pace": "slow"}),
     "GET /v1/learners/{learner_id}/next-exercise": lambda t: ("GET", f"/v1/learners/{t}/next-exercise", None),
+    "GET /v1/learners/{learner_id}/audit": lambda t: ("GET", f"/v1/learners/{t}/audit", None),
     "POST /v1/tutor/turns": lambda t: ("POST", "/v1/tutor/turns", _answer(t)),
 }
 OTHER_ROUTES = {  # (request, status when allowed)
@@ -181,3 +183,19 @@ def test_the_idempotency_key_header_makes_a_retried_turn_apply_once(app: TestCli
     first, again = (app.post("/v1/tutor/turns", json=body, headers=headers).json() for _ in range(2))
     assert first["memory"]["applied"] and not again["memory"]["applied"]
     assert first["memory"]["version"] == again["memory"]["version"] == 1
+
+
+def test_a_guardian_reads_who_accessed_their_childs_data(app: TestClient) -> None:
+    """The disclosure record (FERPA §99.32): a teacher's view of the child appears in the guardian's audit read,
+    with the teacher's key, role and purpose, the child only as a pseudonym; another tenant sees nothing."""
+    assert app.get(f"/v1/learners/{OWN}", headers=_auth("teacher")).status_code == 200
+    r = app.get(f"/v1/learners/{OWN}/audit?limit=1000", headers=_auth("guardian"))
+    assert r.status_code == 200, r.text
+    records = r.json()["records"]
+    seen = [x for x in records if x["actor"] == "teacher" and x["route"] == "GET /v1/learners/{learner_id}"]
+    assert seen and seen[0]["role"] == "teacher" and seen[0]["purpose"] == "instruction"
+    assert seen[0]["subject"] == TEST_PSEUDONYMS.pseudonym("acme", OWN) and OWN not in r.text
+    assert [x["seq"] for x in records] == sorted((x["seq"] for x in records), reverse=True)  # newest first
+    assert any(x["route"] == "POST /v1/tutor/turns" and x["role"] == "service" for x in records)  # turns too
+    assert app.get(f"/v1/learners/{OWN}/audit", headers=_auth("teacher")).status_code == 403
+    assert app.get(f"/v1/learners/{OWN}/audit?limit=0", headers=_auth("guardian")).status_code == 422

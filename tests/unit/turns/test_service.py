@@ -37,6 +37,7 @@ def _settings(tmp_path: Path, **routing: Any) -> Settings:
                                  **routing.pop("budgets", {})}
     raw["routing"].update(routing)
     raw["telemetry"]["events"]["enabled"] = False
+    raw["privacy"]["audit_sqlite_path"] = str(tmp_path / "audit.db")
     return Settings.model_validate(raw)
 
 

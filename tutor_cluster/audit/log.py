@@ -1,0 +1,105 @@
+"""The audit log's store (an SQLite file shared by the gateway replicas of one machine) and the one call the
+services make: :meth:`AuditLog.record` for an access to a learner's data.
+
+Appends are serialised by SQLite (``BEGIN IMMEDIATE``: read the head, link, insert, commit — fsync'd), so replicas
+in several processes extend one chain. Triggers refuse UPDATE and DELETE; what edits the file behind SQLite's back
+is what :func:`tutor_cluster.audit.chain.verify` finds. A Redis backend for multi-node deployments is planned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tutor_cluster import embedded_db
+from tutor_cluster.audit.chain import GENESIS, chained
+from tutor_cluster.errors import Unavailable
+from tutor_cluster.identity import Principal
+from tutor_cluster.privacy import PseudonymKeys
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS audit (pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, tenant TEXT NOT NULL, "
+    "subject TEXT, record TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS audit_subject ON audit (tenant, subject, pos)",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+)
+#: Why each role reaches a learner's data (the "purpose" of FERPA §99.32's record).
+PURPOSE = {"learner": "own learning", "service": "tutoring", "teacher": "instruction",
+           "guardian": "guardian access", "institution_admin": "administration", "platform_admin": "operations",
+           "ml_job": "analytics"}
+
+
+class AuditStore:
+    def __init__(self, path: str | Path, *, timeout_s: float = 10.0) -> None:
+        self._db = embedded_db.connect(path, timeout_s=timeout_s, schema=_SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                head = self._db.execute("SELECT record FROM audit ORDER BY pos DESC LIMIT 1").fetchone()
+                last = json.loads(head[0]) if head else None
+                record = chained(fields, last["seq"] + 1 if last else 1, last["hash"] if last else GENESIS)
+                self._db.execute("INSERT INTO audit (seq, tenant, subject, record) VALUES (?, ?, ?, ?)",
+                                 (record["seq"], record["tenant"], record["subject"],
+                                  json.dumps(record, sort_keys=True)))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return record
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record, in stored order (a row that is not JSON reads as an empty record: verify names it)."""
+        for (text,) in self._db.execute("SELECT record FROM audit ORDER BY pos"):
+            try:
+                yield json.loads(text)
+            except ValueError:
+                yield {}
+
+    def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` records about one learner (any of ``subjects``) of one tenant, newest first."""
+        marks = ",".join("?" * len(subjects))
+        rows = self._db.execute(f"SELECT record FROM audit WHERE tenant = ? AND subject IN ({marks}) "  # noqa: S608
+                                "ORDER BY pos DESC LIMIT ?", (tenant, *subjects, limit)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class AuditLog:
+    """What the services call. The learner appears as their keyed pseudonym, never their id."""
+
+    def __init__(self, store: AuditStore, pseudonyms: PseudonymKeys) -> None:
+        self._store = store
+        self._pseudonyms = pseudonyms
+
+    async def record(self, principal: Principal, learner_id: str, *, action: str, resource: str,
+                     route: str) -> None:
+        """One access, written durably (off the event loop) before the caller goes on."""
+        fields = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                  "actor": principal.key_id, "role": principal.role, "tenant": principal.tenant, "action": action,
+                  "resource": resource, "subject": self._pseudonyms.pseudonym(principal.tenant, learner_id),
+                  "purpose": PURPOSE.get(principal.role, principal.role), "route": route}
+        try:
+            await asyncio.to_thread(self._store.append, fields)
+        except sqlite3.Error as exc:  # no access goes unrecorded: the request fails instead
+            raise Unavailable(f"the audit log cannot be written: {exc}", kind="audit_unavailable",
+                              retry_after_s=1) from None
+
+    async def about(self, principal: Principal, learner_id: str, limit: int) -> list[dict[str, Any]]:
+        """Records about one learner of the principal's tenant, newest first (under every pseudonym version)."""
+        subjects = [self._pseudonyms.pseudonym(principal.tenant, learner_id, version=v)
+                    for v in self._pseudonyms.versions]
+        return await asyncio.to_thread(self._store.about, principal.tenant, subjects, limit)
