@@ -116,9 +116,11 @@ class TurnService:
         key = await t.learners.key(principal, body.learner_id)  # may this caller touch this learner? (else 404)
         edge, edge_ms = await t.analyse(body.message, body.exercise_id, language=body.language)
         t_mem = t.clock()
-        before, after, receipt, change = await t.learners.remember(key, body, turn_id, edge)
-        await t.learners.audited(principal, body.learner_id, action="read+write", resource="learner memory",
-                                 route="POST /v1/tutor/turns")
+        # the memory write and its audit record go together (both durable before any reply), not one after the other
+        (before, after, receipt, change), _ = await asyncio.gather(
+            t.learners.remember(key, body, turn_id, edge),
+            t.learners.audited(principal, body.learner_id, action="read+write", resource="learner memory",
+                               route="POST /v1/tutor/turns"))
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}
