@@ -59,14 +59,6 @@ class AuditStore:
                 raise
         return record
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every record, in stored order (a row that is not JSON reads as an empty record: verify names it)."""
-        for (text,) in self._db.execute("SELECT record FROM audit ORDER BY pos"):
-            try:
-                yield json.loads(text)
-            except ValueError:
-                yield {}
-
     def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` records about one learner (any of ``subjects``) of one tenant, newest first."""
         marks = ",".join("?" * len(subjects))
@@ -76,6 +68,20 @@ class AuditStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every record of the log at ``path``, in stored order, opened read-only (verifying writes nothing, not even
+    the schema). A row that is not JSON reads as an empty record: verify names it."""
+    db = sqlite3.connect(f"file:{Path(path).expanduser()}?mode=ro", uri=True)
+    try:
+        for (text,) in db.execute("SELECT record FROM audit ORDER BY pos"):
+            try:
+                yield json.loads(text)
+            except ValueError:
+                yield {}
+    finally:
+        db.close()
 
 
 class AuditLog:

@@ -11,8 +11,10 @@ from tutor_cluster.cli.commands import CliError, _settings
 def audit_verify(args: argparse.Namespace) -> int:
     """Exit 0 and the head hash when every record is intact; exit 1 naming the first edited, removed or moved
     record; exit 2 when there is no log to read."""
+    import sqlite3
+
     from tutor_cluster.audit.chain import verify
-    from tutor_cluster.audit.log import AuditStore
+    from tutor_cluster.audit.log import read_records
 
     if args.expect_head is not None and not re.fullmatch(r"[0-9a-f]{64}", args.expect_head):
         raise CliError("--expect-head: the 64 hex digits `audit verify` printed", 2)
@@ -20,11 +22,10 @@ def audit_verify(args: argparse.Namespace) -> int:
     path = settings.privacy.audit_path()
     if not path.is_file():
         raise CliError(f"no audit log at {path} (privacy.audit_sqlite_path)", 2)
-    store = AuditStore(path)
     try:
-        problem, head, n = verify(store.records(), expect_head=args.expect_head)
-    finally:
-        store.close()
+        problem, head, n = verify(read_records(path), expect_head=args.expect_head)
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"audit log {path} cannot be read as an audit log: {exc}", 2) from None
     if problem is not None:
         raise CliError(f"audit log {path}: {problem}", 1)
     print(f"audit log {path}: {n} records intact; head {head}")

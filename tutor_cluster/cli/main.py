@@ -13,6 +13,10 @@ from tutor_cluster.cli import learner as learner_commands
 from tutor_cluster.cli import privacy as privacy_commands
 
 
+def _config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -59,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--expires-days", type=int, help="the key expires after this many days (rotation)")
     new.set_defaults(func=keys_commands.keys_new)
     lst = keys_sub.add_parser("list", help="the configured keys and whether each is still valid")
-    lst.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(lst)
     lst.set_defaults(func=keys_commands.keys_list)
     rev = keys_sub.add_parser("revoke", help="print the settings' keys without this one (paste, redeploy)")
     rev.add_argument("id", help="the key's id")
-    rev.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(rev)
     rev.set_defaults(func=keys_commands.keys_revoke)
     hsh = keys_sub.add_parser("hash", help="legacy: print the unsalted SHA-256 of a key read from stdin")
     hsh.set_defaults(func=keys_commands.keys_hash)
@@ -76,23 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     fitp.set_defaults(func=learner_commands.learner_fit_bkt)
     mig = learner_sub.add_parser("migrate-tenancy", help="assign learners stored before tenancy to one tenant")
     mig.add_argument("--tenant", required=True, help="the tenant those learners belong to")
-    mig.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(mig)
     mig.set_defaults(func=learner_commands.learner_migrate_tenancy)
 
     audit = sub.add_parser("audit", help="the disclosure audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     ver = audit_sub.add_parser("verify", help="check the hash chain: exit 1 names the first bad record")
-    ver.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(ver)
     ver.add_argument("--expect-head", help="the head hash a previous verify printed (catches an edited or cut end)")
     ver.set_defaults(func=audit_commands.audit_verify)
 
     privacy = sub.add_parser("privacy", help="pseudonym secrets")
     privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, parser_class=_Parser)
     rot = privacy_sub.add_parser("rotate-key", help="make a new current pseudonym secret (old ones are kept)")
-    rot.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(rot)
     rot.set_defaults(func=privacy_commands.privacy_rotate_key)
     show = privacy_sub.add_parser("show", help="the pseudonym secrets' versions (never the secrets)")
-    show.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(show)
     show.set_defaults(func=privacy_commands.privacy_show)
 
     routing = sub.add_parser("routing", help="routing: train the learned policy, export the spend ledger")
@@ -105,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=commands.routing_train)
     export = routing_sub.add_parser("ledger-export", help="write the spend ledger to Parquet, partitioned by date")
     export.add_argument("--out", required=True, help="output folder (a Parquet dataset: date=YYYY-MM-DD/...)")
-    export.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
+    _config(export)
     export.set_defaults(func=commands.routing_ledger_export)
 
     dash = sub.add_parser("dashboards", help="Grafana dashboards as code")

@@ -52,8 +52,9 @@ _MINUS = {"minus", "negative", "menos"}
 MAX_WORDS = 12
 
 
-def _plain(word: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
+def fold(word: str) -> str:
+    """Lower case without accents ("Veintitrés" → "veintitres"): how number words and units are compared."""
+    return "".join(c for c in unicodedata.normalize("NFD", word.lower()) if unicodedata.category(c) != "Mn")
 
 
 def _whole(words: list[str]) -> int | None:
@@ -81,7 +82,7 @@ def _whole(words: list[str]) -> int | None:
 
 def parse(text: str) -> Fraction | None:
     """The value of a number written in words, or None when ``text`` is not one."""
-    words = [_plain(w) for w in text.lower().replace("-", " ").split()]
+    words = [fold(w) for w in text.replace("-", " ").split()]
     if not words or len(words) > MAX_WORDS:
         return None
     sign = 1
@@ -128,5 +129,5 @@ def _decimal(before: list[str], after: list[str], sign: int) -> Fraction | None:
 
 def is_number_word(word: str) -> bool:
     """Is ``word`` one of the words numbers are written with (not counting 'and' / 'y')?"""
-    w = _plain(word.lower())
+    w = fold(word)
     return w in _UNITS or w in _DENOMINATORS or w in _HUNDRED or w in _THOUSAND or w in _MINUS or w in _POINT

@@ -7,10 +7,11 @@ plural 's'/'es' aside) or spellings of one unit in :data:`_SAME_UNIT` (``$`` = `
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 
-#: Spellings of one unit, across the curriculum's languages (en, es). Compared after :func:`_plain`.
+from tutor_cluster.edge.number_words import fold
+
+#: Spellings of one unit, across the curriculum's languages (en, es). Compared after :func:`_forms`.
 _SAME_UNIT: tuple[frozenset[str], ...] = tuple(frozenset(group) for group in (
     {"$", "dollar", "usd", "dolar", "buck"},
     {"€", "euro", "eur"},
@@ -33,7 +34,7 @@ CENT_WORDS = frozenset({"cent", "centavo", "centimo", "penny", "pence", "p"})
 
 def _forms(word: str) -> set[str]:
     """The word lower-cased without accents, and its singulars if it may be a plural ('s', 'es' off)."""
-    w = "".join(c for c in unicodedata.normalize("NFD", word.lower().strip()) if unicodedata.category(c) != "Mn")
+    w = fold(word.strip())
     forms = {w}
     if len(w) > 2 and w.endswith("s"):
         forms.add(w[:-1])

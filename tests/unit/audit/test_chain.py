@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.stand_ins import TEST_PSEUDONYMS
 from tutor_cluster.audit.chain import verify
-from tutor_cluster.audit.log import AuditLog, AuditStore
+from tutor_cluster.audit.log import AuditLog, AuditStore, read_records
 from tutor_cluster.errors import Unavailable
 from tutor_cluster.identity import Principal
 
@@ -46,8 +46,8 @@ def _verify_cli(path, tmp_path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_records_chain_and_name_the_learner_only_by_pseudonym(tmp_path) -> None:
-    store = _log(tmp_path / "audit.db")
-    records = list(store.records())
+    _log(tmp_path / "audit.db").close()
+    records = list(read_records(tmp_path / "audit.db"))
     assert [r["seq"] for r in records] == [1, 2, 3, 4, 5] and records[0]["prev"] == "0" * 64
     assert all(r["prev"] == p["hash"] for p, r in zip(records, records[1:]))
     assert records[0]["subject"] == TEST_PSEUDONYMS.pseudonym("acme", "learner-0")
@@ -103,6 +103,8 @@ def test_verify_names_the_first_bad_record(tmp_path, tamper, named) -> None:
     head = ok.stdout.strip().rsplit(" ", 1)[1]
     tamper(path)
     bad = _verify_cli(path, tmp_path)
+    assert "audit_no_update" not in str(sqlite3.connect(path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall())  # verifying wrote nothing back
     assert bad.returncode == 1 and named in bad.stderr and bad.stderr.strip().count("\n") == 0, bad.stderr
     assert _verify_cli(path, tmp_path, "--expect-head", head).returncode == 1
 
@@ -122,8 +124,11 @@ def test_an_edited_end_is_caught_against_the_published_head(tmp_path) -> None:
     assert caught.returncode == 1 and "the end was edited or cut" in caught.stderr  # …the published head can
 
 
-def test_no_log_or_a_bad_head_is_exit_2(tmp_path) -> None:
+def test_no_log_a_corrupt_file_or_a_bad_head_is_exit_2(tmp_path) -> None:
     assert _verify_cli(tmp_path / "absent.db", tmp_path).returncode == 2
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    junk = _verify_cli(tmp_path / "junk.db", tmp_path)
+    assert junk.returncode == 2 and junk.stderr.strip().count("\n") == 0, junk.stderr
     _log(tmp_path / "audit.db", 1).close()
     assert _verify_cli(tmp_path / "audit.db", tmp_path, "--expect-head", "xyz").returncode == 2
 
