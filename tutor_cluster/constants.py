@@ -50,3 +50,5 @@ API_KEY: str | None = os.environ.get("TUTOR_API_KEY") or None
 LOCAL_KEY_FILE = Path(_env("TUTOR_LOCAL_KEY_FILE", str(CACHE_DIR / "local-api-key")))
 #: The pseudonym key file used when settings name none (privacy.pseudonym_keys_file); `up` creates it locally.
 PSEUDONYM_KEYS_FILE = Path(_env("TUTOR_PSEUDONYM_KEYS_FILE", str(CACHE_DIR / "pseudonym-keys")))
+#: The vault's key-encryption key file used when settings name none (privacy.vault_kek_file); `up` creates it locally.
+VAULT_KEK_FILE = Path(_env("TUTOR_VAULT_KEK_FILE", str(CACHE_DIR / "vault-kek")))

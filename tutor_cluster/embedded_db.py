@@ -33,3 +33,13 @@ def connect(path: str | Path, *, timeout_s: float, synchronous: Literal["FULL", 
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02 + random.random() * 0.08)
+
+
+def truncate_wal(db: sqlite3.Connection) -> bool:
+    """Checkpoint and empty the write-ahead log (after an erasure: deleted rows leave the WAL too). False when a
+    reader holds an old snapshot; a later checkpoint then finishes the job."""
+    try:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return busy == 0

@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Self
 
 #: Bytes of a generated secret; shorter secrets are refused.
 SECRET_BYTES = 32
@@ -29,50 +30,53 @@ _VERSION = re.compile(r"^[a-z0-9]{1,16}$")
 
 
 class PseudonymKeyError(ValueError):
-    """The key file is missing or malformed; the message says how to fix it."""
+    """A key file is missing or malformed; the message says how to fix it."""
 
 
-class PseudonymKeys:
-    """Versioned pseudonym secrets; the first is current."""
+class VersionedSecrets:
+    """Versioned secrets from a key file (``version:base64secret`` lines); the first is current. Subclasses say
+    what the secrets are for (``WHAT``) and how to make a new one (``ROTATE``)."""
+
+    WHAT = "secret"
+    ROTATE = "tutor-cluster privacy rotate-key"
 
     def __init__(self, keys: list[tuple[str, bytes]]) -> None:
         if not keys:
-            raise PseudonymKeyError("no pseudonym secret: give at least one 'version:base64secret' line")
+            raise PseudonymKeyError(f"no {self.WHAT}: give at least one 'version:base64secret' line")
         seen: set[str] = set()
         for version, secret in keys:
             if not _VERSION.match(version):
-                raise PseudonymKeyError(f"pseudonym key version {version!r}: use 1-16 lower-case letters or digits")
+                raise PseudonymKeyError(f"{self.WHAT} version {version!r}: use 1-16 lower-case letters or digits")
             if version in seen:
-                raise PseudonymKeyError(f"pseudonym key version {version!r} appears twice")
+                raise PseudonymKeyError(f"{self.WHAT} version {version!r} appears twice")
             if len(secret) < SECRET_BYTES:
-                raise PseudonymKeyError(f"pseudonym key {version!r} is {len(secret)} bytes; use at least "
-                                        f"{SECRET_BYTES} random bytes (tutor-cluster privacy rotate-key makes one)")
+                raise PseudonymKeyError(f"{self.WHAT} {version!r} is {len(secret)} bytes; use at least "
+                                        f"{SECRET_BYTES} random bytes ({self.ROTATE} makes one)")
             seen.add(version)
         self._keys = list(keys)
 
     @property
     def current(self) -> str:
-        """The version new pseudonyms are made with."""
+        """The version new material is made with."""
         return self._keys[0][0]
 
     @property
     def versions(self) -> list[str]:
         return [v for v, _ in self._keys]
 
-    def pseudonym(self, tenant: str, learner_id: str, *, version: str | None = None) -> str:
-        """The learner's pseudonym under the current secret (or ``version``'s)."""
+    def secret(self, version: str | None = None) -> bytes:
+        """The current secret (or ``version``'s)."""
         v = version or self.current
         secret = dict(self._keys).get(v)
         if secret is None:
-            raise PseudonymKeyError(f"no pseudonym key of version {v!r} (known: {', '.join(self.versions)})")
-        digest = hmac.new(secret, f"{tenant}\x00{learner_id}".encode(), hashlib.sha256).hexdigest()
-        return f"{v}-{digest[:32]}"
+            raise PseudonymKeyError(f"no {self.WHAT} of version {v!r} (known: {', '.join(self.versions)})")
+        return secret
 
     def __repr__(self) -> str:  # never the secrets
-        return f"PseudonymKeys(current={self.current!r}, versions={self.versions!r})"
+        return f"{type(self).__name__}(current={self.current!r}, versions={self.versions!r})"
 
     @classmethod
-    def parse(cls, text: str, *, source: str = "pseudonym key file") -> "PseudonymKeys":
+    def parse(cls, text: str, *, source: str = "key file") -> Self:
         keys = []
         for n, line in enumerate(text.splitlines(), 1):
             line = line.strip()
@@ -88,15 +92,36 @@ class PseudonymKeys:
             keys.append((version.strip(), secret))
         return cls(keys)
 
+    #: The setting that names the file (for error messages).
+    SETTING = "privacy.pseudonym_keys_file"
+
     @classmethod
-    def load(cls, path: Path) -> "PseudonymKeys":
+    def load(cls, path: Path) -> Self:
         try:
             text = path.read_text()
         except FileNotFoundError:
-            raise PseudonymKeyError(f"pseudonym key file {path} does not exist: `tutor-cluster up` creates one "
-                                    "locally; in production mount one from your secret store and set "
-                                    "privacy.pseudonym_keys_file") from None
+            raise PseudonymKeyError(f"{cls.WHAT} file {path} does not exist: `tutor-cluster up` creates one "
+                                    f"locally; in production mount one from your secret store and set "
+                                    f"{cls.SETTING}") from None
         return cls.parse(text, source=str(path))
+
+
+class PseudonymKeys(VersionedSecrets):
+    """Versioned pseudonym secrets; the first is current."""
+
+    WHAT = "pseudonym key"
+
+    def pseudonym(self, tenant: str, learner_id: str, *, version: str | None = None,
+                  learner_key: bytes | None = None) -> str:
+        """The learner's pseudonym under the current secret (or ``version``'s). ``learner_key``: the registered
+        learner's own key material (from the vault): destroying it at erasure makes the pseudonym impossible to
+        recompute from the id, so rows that carry it can no longer be joined to the learner (crypto-shredding)."""
+        v = version or self.current
+        message = f"{tenant}\x00{learner_id}"
+        if learner_key is not None:
+            message += "\x00" + hmac.new(learner_key, b"pseudonym", hashlib.sha256).hexdigest()
+        digest = hmac.new(self.secret(v), message.encode(), hashlib.sha256).hexdigest()
+        return f"{v}-{digest[:32]}"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -118,10 +143,10 @@ def ensure_key_file(path: Path) -> bool:
     return True
 
 
-def rotate_key_file(path: Path) -> str:
+def rotate_key_file(path: Path, kind: type[VersionedSecrets] = PseudonymKeys) -> str:
     """Put a fresh secret first (the new current version), keeping the old ones for reading old rows; returns
     the new version."""
-    keys = PseudonymKeys.load(path)
+    keys = kind.load(path)
     numbers = [int(v[1:]) for v in keys.versions if v.startswith("k") and v[1:].isdigit()]
     version = f"k{max(numbers, default=0) + 1}"
     line = f"{version}:{base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()}\n"

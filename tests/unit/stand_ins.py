@@ -11,6 +11,7 @@ from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.memory import LearnerMemoryActor
 from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.telemetry.metrics import Metrics
+from tutor_cluster.vault.crypto import KeyEncryptionKeys
 
 
 class Engine:
@@ -137,6 +138,11 @@ class InProcessMemory:
     def apply(self, learner_id: str, update: Any) -> Any:
         return self.actors[0].apply.remote(learner_id, update)
 
+    def forget(self, learner_id: str) -> Any:
+        return self.actors[0].forget.remote(learner_id)
+
 
 #: Pseudonym secrets for tests (services read a key file in production; see tutor_cluster/privacy.py).
 TEST_PSEUDONYMS = PseudonymKeys([("t1", b"test-secret-" * 3)])
+#: The vault's key-encryption key in unit tests (the real file-based key is exercised end to end).
+TEST_KEKS = KeyEncryptionKeys([("v1", b"test-kek-bytes-" * 3)])

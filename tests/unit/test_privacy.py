@@ -50,7 +50,7 @@ def test_the_secret_never_shows() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("", "no pseudonym secret"),
+    ("", "no pseudonym key"),
     ("k1", "expected 'version:base64secret'"),
     ("k1:not base64!", "not base64"),
     (f"k1:{base64.b64encode(b'short').decode()}", "at least 32"),

@@ -30,6 +30,13 @@ RULES: dict[str, RouteRule] = {
     "GET /v1/learners/{learner_id}/audit": RouteRule(
         frozenset({"learner", "guardian", "institution_admin", "platform_admin"}), True,
         "who accessed a learner's data, when and why (FERPA §99.32)"),
+    "POST /v1/learners": RouteRule(TENANT_WIDE, False, "register a learner: personal data into the region's vault"),
+    "GET /v1/learners/{learner_id}/export": RouteRule(
+        frozenset({"learner", "guardian", "institution_admin", "platform_admin"}), True,
+        "everything kept about a learner, as one JSON document (GDPR Art. 20)"),
+    "DELETE /v1/learners/{learner_id}": RouteRule(
+        frozenset({"learner", "guardian", *TENANT_WIDE}), True,
+        "erase a learner: vault, memory, relations; their key destroyed (GDPR Art. 17)"),
     "POST /v1/chat/completions": RouteRule(EVERYONE_BUT_ML, False, "OpenAI chat (no learner memory)"),
     "GET /v1/models": RouteRule(EVERYONE_BUT_ML, False, "the model catalogue"),
     "GET /v1/models/{model_id}": RouteRule(EVERYONE_BUT_ML, False, "one model"),

@@ -3,7 +3,11 @@ route family (tutor turns, OpenAI chat/models, learners, curriculum, health/admi
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +30,12 @@ from tutor_cluster.telemetry.metrics import Metrics
 from tutor_cluster.turns.chat import ChatService
 from tutor_cluster.turns.learners import LearnerService
 from tutor_cluster.turns.recorder import TurnRecorder
+from tutor_cluster.turns.rights import LearnerRights
 from tutor_cluster.turns.service import Tiers, TurnService
+from tutor_cluster.vault.crypto import KeyEncryptionKeys
+from tutor_cluster.vault.store import Vault
+
+log = logging.getLogger(f"ray.serve.{__name__}")
 
 
 @dataclass
@@ -42,32 +51,54 @@ class Services:
     metrics: Metrics
     events: EventSink
     relations: Relations | None = None
+    rights: LearnerRights | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
 
 def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMemory | None, knowledge: Any = None,
-                   *, metrics: Metrics | None = None, pseudonyms: PseudonymKeys | None = None) -> Services:
+                   *, metrics: Metrics | None = None, pseudonyms: PseudonymKeys | None = None,
+                   keks: KeyEncryptionKeys | None = None) -> Services:
     """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests).
-    ``pseudonyms``: the secrets (default: read from ``privacy.pseudonym_keys_file``; missing → refuses to start)."""
+    ``pseudonyms``, ``keks``: the pseudonym secrets and the vault's key-encryption keys (default: read from
+    their files; missing → refuses to start)."""
     metrics = metrics or Metrics()
     events = EventSink(settings.telemetry.events)
+    privacy = settings.privacy
     relations = open_relations(settings.learner.store) if memory is not None else None
-    pseudonyms = pseudonyms or PseudonymKeys.load(settings.privacy.keys_path())
-    audit = (AuditLog(AuditStore(settings.privacy.audit_path()), pseudonyms)
-             if settings.privacy.audit_enabled and memory is not None else None)
-    learner_service = LearnerService(settings, memory, Access(relations), audit)
+    pseudonyms = pseudonyms or PseudonymKeys.load(privacy.keys_path())
+    audit = AuditLog(AuditStore(privacy.audit_path())) if privacy.audit_enabled and memory is not None else None
+    vault = Vault(privacy.vault_path(), keks or KeyEncryptionKeys.load(privacy.kek_path())) if memory else None
+    learner_service = LearnerService(settings, memory, Access(relations), audit, pseudonyms=pseudonyms, vault=vault)
+    rights = LearnerRights(learner_service, vault, relations) if vault is not None else None
     tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events, pseudonyms))
     return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
                     health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,
-                    metrics=metrics, events=events, relations=relations)
+                    metrics=metrics, events=events, relations=relations, rights=rights)
+
+
+async def _resume_erasures(rights: LearnerRights) -> None:
+    try:
+        if n := await rights.resume_pending():
+            log.info("resumed %d interrupted erasure(s)", n)
+    except Exception as exc:  # noqa: BLE001 - a repeat DELETE resumes it too; the service must start
+        log.warning("interrupted erasures not resumed yet: %s: %s", type(exc).__name__, exc)
 
 
 def build_fastapi(services: Services) -> FastAPI:
     """The HTTP app; its routes close over ``services``."""
     settings = services.settings
     timeout = settings.server.request_timeout_s
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # an erasure a crash interrupted is finished in the background once the replica serves
+        task = asyncio.create_task(_resume_erasures(services.rights)) if services.rights else None
+        yield
+        if task is not None and not task.done():
+            task.cancel()
+
     app = FastAPI(
-        title="tutor-cluster", version="0.1.0", docs_url="/docs", redoc_url=None,
+        lifespan=lifespan, title="tutor-cluster", version="0.1.0", docs_url="/docs", redoc_url=None,
         description="Distributed AI tutoring API. Every route except /healthz and /readyz needs "
                     "'Authorization: Bearer <api key>'.",
     )
@@ -80,7 +111,7 @@ def build_fastapi(services: Services) -> FastAPI:
     app.include_router(tutor.routes(services.turns, timeout))
     app.include_router(openai.routes(services.chat, settings.catalogue, services.created, timeout))
     app.include_router(curriculum.routes(services.knowledge, timeout))
-    app.include_router(learners.routes(services.learners))
+    app.include_router(learners.routes(services.learners, services.rights))
     if services.relations is not None:
         app.include_router(classes.routes(services.relations))
     return app

@@ -13,16 +13,21 @@ from tutor_cluster.turns.types import (
     AuditTrail,
     Citation,
     Cost,
+    ErasureReceipt,
+    LearnerExport,
     LearnerView,
     MasteryChange,
     MemoryReceipt,
+    Registered,
+    Registration,
     SkillView,
     TurnRequest,
     TurnResult,
     Usage,
 )
 
-__all__ = ["AuditRecord", "AuditTrail", "Citation", "Cost", "LearnerView", "MasteryChange", "MemoryReceipt", "SkillView", "TurnRequest",
+__all__ = ["AuditRecord", "AuditTrail", "Citation", "Cost", "ErasureReceipt", "LearnerExport", "LearnerView",
+           "MasteryChange", "MemoryReceipt", "Registered", "Registration", "SkillView", "TurnRequest",
            "TurnResponse", "Usage"]
 
 TurnResponse = TurnResult  # the HTTP response of POST /v1/tutor/turns is the turn service's result as is

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from tutor_cluster.api.gateway import Gateway
-from tutor_cluster.app.checks import check_learner_store, check_pseudonym_keys, check_settings
+from tutor_cluster.app.checks import check_learner_store, check_secret_files, check_settings
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.core.engine import build_engine_app
 from tutor_cluster.edge.deployment import EdgeTier
@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 def build_app(settings: Settings) -> Any:
     """The bound application; deploy it with ``serve.run`` (or via a Serve config file). The pseudonym secrets
-    must exist first (made here in the default local place; a configured path must already hold them)."""
-    check_pseudonym_keys(settings, create=True)
+    and the vault's key-encryption key must exist first (made here in the default local place; a configured path
+    must already hold them)."""
+    check_secret_files(settings, create=True)
     d = settings.deployments
     logs = {"logging_config": {"encoding": settings.server.log_encoding}}  # request ids in every tier's lines
     engines = {name: build_engine_app(name, engine) for name, engine in settings.catalogue.engines.items()}

@@ -4,10 +4,16 @@ builds nothing; the CLI and the app builder run these."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeVar
+
 from tutor_cluster.config.settings import ConfigError, Settings
 from tutor_cluster.learner import policies as learner_policies
-from tutor_cluster.privacy import PseudonymKeyError, PseudonymKeys, ensure_key_file
+from tutor_cluster.privacy import PseudonymKeyError, PseudonymKeys, VersionedSecrets, ensure_key_file
 from tutor_cluster.routing.policies import build_policy
+from tutor_cluster.vault.crypto import KeyEncryptionKeys
+
+S = TypeVar("S", bound=VersionedSecrets)
 
 
 def check_settings(settings: Settings, source: str = "settings") -> Settings:
@@ -46,13 +52,31 @@ def check_learner_store(settings: Settings, source: str = "settings") -> str | N
     return None
 
 
+def _secrets(kind: type[S], path: Path, configured: bool, setting: str, create: bool) -> tuple[S, bool]:
+    created = create and not configured and ensure_key_file(path)
+    try:
+        return kind.load(path), created
+    except PseudonymKeyError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
+
+
 def check_pseudonym_keys(settings: Settings, *, create: bool) -> tuple[PseudonymKeys, bool]:
     """The pseudonym secrets, or :class:`ConfigError` when they are missing or malformed; with ``create``, the
     default file is made first when missing (local mode; a configured path is never created). Returns whether it
     was created."""
-    path = settings.privacy.keys_path()
-    created = create and settings.privacy.pseudonym_keys_file is None and ensure_key_file(path)
-    try:
-        return PseudonymKeys.load(path), created
-    except PseudonymKeyError as exc:
-        raise ConfigError(f"privacy.pseudonym_keys_file: {exc}") from None
+    p = settings.privacy
+    return _secrets(PseudonymKeys, p.keys_path(), p.pseudonym_keys_file is not None, "privacy.pseudonym_keys_file",
+                    create)
+
+
+def check_vault_keys(settings: Settings, *, create: bool) -> tuple[KeyEncryptionKeys, bool]:
+    """The vault's key-encryption keys, as :func:`check_pseudonym_keys`."""
+    p = settings.privacy
+    return _secrets(KeyEncryptionKeys, p.kek_path(), p.vault_kek_file is not None, "privacy.vault_kek_file", create)
+
+
+def check_secret_files(settings: Settings, *, create: bool) -> list[Path]:
+    """Both secret files (the gateway refuses to start without them); returns the ones created."""
+    made = [check_pseudonym_keys(settings, create=create)[1], check_vault_keys(settings, create=create)[1]]
+    return [path for path, new in zip((settings.privacy.keys_path(), settings.privacy.kek_path()), made, strict=True)
+            if new]

@@ -21,7 +21,6 @@ from tutor_cluster import embedded_db
 from tutor_cluster.audit.chain import GENESIS, chained
 from tutor_cluster.errors import Unavailable
 from tutor_cluster.identity import Principal
-from tutor_cluster.privacy import PseudonymKeys
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit (pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, tenant TEXT NOT NULL, "
@@ -87,16 +86,15 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
 class AuditLog:
     """What the services call. The learner appears as their keyed pseudonym, never their id."""
 
-    def __init__(self, store: AuditStore, pseudonyms: PseudonymKeys) -> None:
+    def __init__(self, store: AuditStore) -> None:
         self._store = store
-        self._pseudonyms = pseudonyms
 
-    async def record(self, principal: Principal, learner_id: str, *, action: str, resource: str,
+    async def record(self, principal: Principal, subject: str, *, action: str, resource: str,
                      route: str) -> None:
         """One access, written durably (off the event loop) before the caller goes on."""
         fields = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
                   "actor": principal.key_id, "role": principal.role, "tenant": principal.tenant, "action": action,
-                  "resource": resource, "subject": self._pseudonyms.pseudonym(principal.tenant, learner_id),
+                  "resource": resource, "subject": subject,
                   "purpose": PURPOSE.get(principal.role, principal.role), "route": route}
         try:
             await asyncio.to_thread(self._store.append, fields)
@@ -104,8 +102,7 @@ class AuditLog:
             raise Unavailable(f"the audit log cannot be written: {exc}", kind="audit_unavailable",
                               retry_after_s=1) from None
 
-    async def about(self, principal: Principal, learner_id: str, limit: int) -> list[dict[str, Any]]:
-        """Records about one learner of the principal's tenant, newest first (under every pseudonym version)."""
-        subjects = [self._pseudonyms.pseudonym(principal.tenant, learner_id, version=v)
-                    for v in self._pseudonyms.versions]
-        return await asyncio.to_thread(self._store.about, principal.tenant, subjects, limit)
+    async def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
+        """Records about one learner (known by any of ``subjects``: their pseudonym under each secret version),
+        newest first."""
+        return await asyncio.to_thread(self._store.about, tenant, subjects, limit)

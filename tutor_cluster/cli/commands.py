@@ -176,15 +176,15 @@ def up(args: argparse.Namespace) -> int:
         raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
     _curriculum(settings)  # before anything starts: a bad curriculum is exit 2, not a half-started service
     _learner_store(settings, args.config)
-    from tutor_cluster.app.checks import check_pseudonym_keys
+    from tutor_cluster.app.checks import check_secret_files
     from tutor_cluster.config.settings import ConfigError
 
     try:
-        _, created = check_pseudonym_keys(settings, create=True)  # the gateway refuses to start without them
+        created = check_secret_files(settings, create=True)  # the gateway refuses to start without them
     except ConfigError as exc:
         raise CliError(str(exc), 2) from None
-    if created:
-        print(f"[up] pseudonym secret created (mode 0600): {settings.privacy.keys_path()}", flush=True)
+    for path in created:
+        print(f"[up] secret created (mode 0600): {path}", flush=True)
     settings, key = local.with_local_key(settings)
     flag = local.StopFlag()  # installed again once Ray is up: ray.init replaces SIGTERM handlers
     print("[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)

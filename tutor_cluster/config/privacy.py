@@ -1,8 +1,9 @@
-"""Settings of learner privacy: where the pseudonym secrets and the audit log are (schema)."""
+"""Settings of learner privacy: the pseudonym secrets, the personal-data vault, registration, the audit log."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,27 @@ class PrivacyConfig(BaseModel):
     audit_sqlite_path: str | None = Field(default=None, description=(
         "The audit log (SQLite, shared by the gateway replicas of one machine). None: "
         "~/.cache/tutor-cluster/audit.db. A Redis backend for several nodes is planned."))
+
+    region: str = Field(default="local", pattern=r"^[a-z0-9-]{1,32}$", description=(
+        "The region this deployment serves: learners register with it as their home region and their personal "
+        "data stays in its vault. (Several regions in one deployment, with routing between them, is planned.)"))
+    registration: Literal["optional", "required"] = Field(default="optional", description=(
+        "'required': only learners registered through POST /v1/learners (opaque ids, personal data in the vault) "
+        "exist; any other id is 404 on every learner route and turn. 'optional' (the local default): a learner id "
+        "the client chose is also accepted and stored as given — never send e-mail addresses or names as ids."))
+    vault_sqlite_path: str | None = Field(default=None, description=(
+        "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
+        "machine). None: ~/.cache/tutor-cluster/vault.db. A Redis/SQL vault per region is planned."))
+    vault_kek_file: str | None = Field(default=None, description=(
+        "Path of the vault's key-encryption key file ('version:base64key' lines, the first current; never a "
+        "settings file, never logged). None: TUTOR_VAULT_KEK_FILE, else ~/.cache/tutor-cluster/vault-kek, which "
+        "`tutor-cluster up` creates (mode 0600). In production mount it from a secret store or KMS agent."))
+
+    def vault_path(self) -> Path:
+        return Path(self.vault_sqlite_path).expanduser() if self.vault_sqlite_path else constants.CACHE_DIR / "vault.db"
+
+    def kek_path(self) -> Path:
+        return Path(self.vault_kek_file).expanduser() if self.vault_kek_file else constants.VAULT_KEK_FILE
 
     def audit_path(self) -> Path:
         return Path(self.audit_sqlite_path).expanduser() if self.audit_sqlite_path else constants.CACHE_DIR / "audit.db"

@@ -89,6 +89,15 @@ class LearnerMemoryActor:
         self._stats["applied" if result.applied else "duplicates"] += 1
         return result
 
+    def forget(self, key: str) -> bool:
+        """Erase the learner: from the store first, then from the cache (a read in between finds nothing
+        either way). True when the store had them."""
+        with self._lock_for(key):
+            existed = self._store.forget(key)
+            with self._cache_lock:
+                self._cache.pop(key, None)
+        return existed
+
     def stats(self) -> dict[str, int]:
         with self._cache_lock:
             return {**self._stats, "cached": len(self._cache)}
@@ -179,6 +188,10 @@ class LearnerMemory:
     def apply(self, key: str, update: LearnerUpdate) -> Any:
         """ObjectRef of :class:`Applied` (before, after, applied)."""
         return self.actor_for(key).apply.remote(key, update)
+
+    def forget(self, key: str) -> Any:
+        """ObjectRef of bool: the learner erased from the store and their actor's cache."""
+        return self.actor_for(key).forget.remote(key)
 
     @property
     def actors(self) -> list[Any]:

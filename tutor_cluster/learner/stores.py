@@ -6,6 +6,7 @@ and its turn set; SQLite BEGIN IMMEDIATE). A turn id seen before changes nothing
 write is durable (Redis with ``appendfsync always``; SQLite with ``synchronous=FULL``).
 """
 
+# size: the two backends of one protocol side by side (apply, forget, migrate), so their semantics stay identical
 from __future__ import annotations
 
 import sqlite3
@@ -51,6 +52,8 @@ class LearnerStore(Protocol):
 
     def applied_turns(self, learner_id: str) -> set[str]: ...
 
+    def forget(self, learner_id: str) -> bool: ...
+
     def ping(self) -> bool: ...
 
     def legacy_keys(self) -> list[str]: ...
@@ -69,6 +72,7 @@ class SQLiteStore:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
         self._db = embedded_db.connect(self.path, timeout_s=timeout_s, schema=(
+            "PRAGMA secure_delete=ON",  # an erased learner's context does not linger in free pages
             "CREATE TABLE IF NOT EXISTS learners (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ctx TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS turns (learner_id TEXT NOT NULL, turn_id TEXT NOT NULL, at REAL NOT NULL, "
             "PRIMARY KEY (learner_id, turn_id))"))
@@ -116,6 +120,24 @@ class SQLiteStore:
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return Applied(current, new, True)
+
+    def forget(self, learner_id: str) -> bool:
+        """Delete the learner and their applied turn ids (erasure): overwritten on disk, the WAL truncated.
+        True when there was a learner."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    n = self._db.execute("DELETE FROM learners WHERE id = ?", (learner_id,)).rowcount
+                    self._db.execute("DELETE FROM turns WHERE learner_id = ?", (learner_id,))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                embedded_db.truncate_wal(self._db)
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+        return n > 0
 
     def applied_turns(self, learner_id: str) -> set[str]:
         """Turn ids applied to this learner (audit; idempotency window)."""
@@ -221,6 +243,29 @@ class RedisStore:
                         continue  # another writer won the race: re-read and re-apply
         except self._errors as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def forget(self, learner_id: str) -> bool:
+        """Delete the learner, their applied turn ids and their place in the tenant's set (erasure), then ask
+        Redis to rewrite its append-only file so the deleted values leave the disk too. True when there was a
+        learner."""
+        key, turns = self._keys(learner_id)
+        try:
+            with self._redis.pipeline() as pipe:
+                pipe.delete(key, turns)
+                pipe.srem(self._tenant_set(learner_id), learner_id)
+                deleted, _ = pipe.execute()
+            self.compact()
+        except self._errors as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return bool(deleted)
+
+    def compact(self) -> None:
+        """Start an AOF rewrite (a no-op answer when one is already running or scheduled)."""
+        try:
+            self._redis.bgrewriteaof()
+        except self._errors as exc:
+            if "in progress" not in str(exc) and "scheduled" not in str(exc):
+                raise
 
     def applied_turns(self, learner_id: str) -> set[str]:
         """Turn ids applied to this learner (audit; the last TURN_IDS_KEPT)."""

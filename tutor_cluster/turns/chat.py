@@ -60,7 +60,7 @@ class ChatService:
         request = CoreRequest(
             request_id=chat_id, messages=prompts.chat_messages(messages, mode=chat.mode), signals=edge.signals,
             model=pinned, max_tokens=chat.max_tokens, **chat.sampling, tenant=principal.tenant,
-            learner_ref=t.recorder.pseudonyms.pseudonym(principal.tenant, chat.user) if chat.user else None,
+            learner_ref=t.learners.pseudonyms.pseudonym(principal.tenant, chat.user) if chat.user else None,
         )
 
         def tutor(route: RouteEvent | None, done: DoneEvent) -> dict[str, Any]:

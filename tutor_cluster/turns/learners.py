@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from ray.exceptions import RayError
@@ -27,20 +28,37 @@ from tutor_cluster.learner.context import (
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.learner.policies import Recommendation
 from tutor_cluster.learner.stores import StoreUnavailable
+from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.decisions import LearnerFeatures
 from tutor_cluster.turns.types import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
+from tutor_cluster.vault.store import Vault, VaultEntry
 
 #: Seconds a client should wait before retrying when learner memory is unavailable.
 MEMORY_RETRY_AFTER_S = 2
 
 
+@dataclass(frozen=True)
+class LearnerRef:
+    """A learner the caller may touch, resolved once per request: the memory key and the keyed pseudonyms that
+    every tier below carries instead of the id."""
+
+    tenant: str
+    learner_id: str
+    key: str  # of the learner's memory (tenant-scoped)
+    pseudonym: str  # under the current secret (and the learner's own key when registered)
+    subjects: tuple[str, ...]  # the pseudonym under every secret version (to find older rows)
+    entry: VaultEntry | None  # registered: their key material (never their personal data)
+
+
 class LearnerService:
     def __init__(self, settings: Settings, memory: LearnerMemory, access: Access | None = None,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, *, pseudonyms: PseudonymKeys, vault: Vault | None = None) -> None:
         self.settings = settings
         self._memory = memory
         self._access = access or Access(None)
         self._audit = audit
+        self.pseudonyms = pseudonyms
+        self.vault = vault
         self._next = learner_policies.get(settings.learner.next_exercise_policy)
 
     async def stats(self) -> list[dict[str, int]]:
@@ -66,15 +84,26 @@ class LearnerService:
                               "applied: retry with the same turn_id (or Idempotency-Key) to apply it exactly once",
                               kind="memory_unavailable", retry_after_s=MEMORY_RETRY_AFTER_S) from None
 
-    async def key(self, principal: Principal, learner_id: str) -> str:
-        """The learner's key, if the principal may touch it (role and relations: ``access/``), else
-        :class:`NotFound`. Built from the principal's tenant, never from the request: another tenant's learner is
-        as unknown as one that never was (404, no existence oracle)."""
+    async def resolve(self, principal: Principal, learner_id: str) -> LearnerRef:
+        """The learner, if the principal may touch it (role and relations: ``access/``) and it exists as far as
+        registration demands (``privacy.registration``), else :class:`NotFound`. Built from the principal's
+        tenant, never from the request: another tenant's learner is as unknown as one that never was (404, no
+        existence oracle); so is one being erased."""
         await self._access.check_learner(principal, learner_id)
-        return learner_key(principal.tenant, learner_id)
+        tenant = principal.tenant
+        key = learner_key(tenant, learner_id)
+        entry = await asyncio.to_thread(self.vault.entry, tenant, learner_id) if self.vault is not None else None
+        if entry is not None and entry.erasing or (
+                entry is None and self.settings.privacy.registration == "required"):
+            raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+        material = entry.learner_key if entry else None
+        subjects = tuple(self.pseudonyms.pseudonym(tenant, learner_id, version=v, learner_key=material)
+                         for v in self.pseudonyms.versions)
+        return LearnerRef(tenant, learner_id, key, subjects[0], subjects, entry)
 
-    async def _known_learner(self, principal: Principal, learner_id: str) -> LearnerContext:
-        return await self._known(await self.key(principal, learner_id), learner_id)
+    async def _known_learner(self, principal: Principal, learner_id: str) -> tuple[LearnerRef, LearnerContext]:
+        ref = await self.resolve(principal, learner_id)
+        return ref, await self._known(ref.key, learner_id)
 
     async def _known(self, key: str, learner_id: str) -> LearnerContext:
         ctx = await self._memory_call(self._memory.get(key))
@@ -93,30 +122,52 @@ class LearnerService:
             recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
         )
 
-    async def audited(self, principal: Principal, learner_id: str, *, action: str, resource: str,
+    async def audited(self, principal: Principal, ref: LearnerRef, *, action: str, resource: str,
                       route: str) -> None:
         """Record an access to the learner's data in the audit trail (durable before the caller answers)."""
+        await self.audit_subject(principal, ref.pseudonym, action=action, resource=resource, route=route)
+
+    async def audit_subject(self, principal: Principal, subject: str, *, action: str, resource: str,
+                            route: str) -> None:
+        """:meth:`audited` for a learner known only by their pseudonym (an erasure resumed after a crash)."""
         if self._audit is not None:
-            await self._audit.record(principal, learner_id, action=action, resource=resource, route=route)
+            await self._audit.record(principal, subject, action=action, resource=resource, route=route)
+
+    async def check_access(self, principal: Principal, learner_id: str) -> None:
+        """:class:`NotFound` unless the principal may touch the learner (whether or not they still exist)."""
+        await self._access.check_learner(principal, learner_id)
+
+    async def audit_records(self, ref: LearnerRef, limit: int) -> list[dict[str, Any]]:
+        """Records about the learner, newest first ([] with the trail off)."""
+        return [] if self._audit is None else await self._audit.about(ref.tenant, list(ref.subjects), limit)
 
     async def audit_trail(self, principal: Principal, learner_id: str, limit: int) -> list[dict[str, Any]]:
         """Who accessed the learner's data, newest first (for the roles ``access/rules.py`` allows; a learner
         unknown to the caller's tenant is 404, as on every learner route)."""
-        await self._known_learner(principal, learner_id)
+        ref, _ = await self._known_learner(principal, learner_id)
         if self._audit is None:
             raise NotFound("the audit trail is off (privacy.audit_enabled: false)", field="learner_id")
-        return await self._audit.about(principal, learner_id, limit)
+        return await self.audit_records(ref, limit)
+
+    async def context(self, ref: LearnerRef) -> LearnerContext | None:
+        """The learner's memory, or None when nothing is stored (a registered learner before their first turn)."""
+        return await self._memory_call(self._memory.get(ref.key))
+
+    async def forget(self, key: str) -> bool:
+        """Erase a learner's memory (store and actor cache) by memory key."""
+        return bool(await self._memory_call(self._memory.forget(key)))
 
     async def learner(self, principal: Principal, learner_id: str) -> LearnerView:
-        view = self.learner_view(await self._known_learner(principal, learner_id))
-        await self.audited(principal, learner_id, action="read", resource="learner memory",
+        ref, ctx = await self._known_learner(principal, learner_id)
+        view = self.learner_view(ctx)
+        await self.audited(principal, ref, action="read", resource="learner memory",
                            route="GET /v1/learners/{learner_id}")
         return view
 
     async def set_preferences(self, principal: Principal, learner_id: str, prefs: Preferences,
                               key: str | None) -> LearnerView:
-        memory_key = await self.key(principal, learner_id)  # one access check for the read and the write
-        await self._known(memory_key, learner_id)
+        ref, _ = await self._known_learner(principal, learner_id)  # one access check for the read and the write
+        memory_key = ref.key
         # preference keys have their own namespace: an Idempotency-Key equal to some turn_id is another write
         turn_id = f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}"
         body = hashlib.sha256(prefs.model_dump_json(exclude_unset=True).encode()).hexdigest()[:16]
@@ -126,14 +177,14 @@ class LearnerService:
             raise InvalidInput(f"Idempotency-Key {key!r} was used before with another body; send a new key for a "
                                "new change, or the same body to retry", field="Idempotency-Key",
                                code="idempotency_key_reused")
-        await self.audited(principal, learner_id, action="write", resource="preferences",
+        await self.audited(principal, ref, action="write", resource="preferences",
                            route="PATCH /v1/learners/{learner_id}/preferences")
         return self.learner_view(result.after)
 
     async def next_exercise(self, principal: Principal, learner_id: str) -> Recommendation:
-        ctx = await self._known_learner(principal, learner_id)
+        ref, ctx = await self._known_learner(principal, learner_id)
         rec = self._next(ctx, self.settings.exercises, self.settings.learner.policy)
-        await self.audited(principal, learner_id, action="read", resource="learner memory",
+        await self.audited(principal, ref, action="read", resource="learner memory",
                            route="GET /v1/learners/{learner_id}/next-exercise")
         if rec is None:
             raise NotFound("every skill with exercises is mastered", field="learner_id")

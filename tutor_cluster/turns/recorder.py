@@ -10,6 +10,7 @@ from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.events import DoneEvent
 from tutor_cluster.telemetry.events import EventSink
 from tutor_cluster.telemetry.metrics import Metrics
+from tutor_cluster.turns.learners import LearnerRef
 from tutor_cluster.turns.types import TurnRequest, TurnResult
 
 
@@ -31,15 +32,15 @@ class TurnRecorder:
             m.inc("tutor_budget_alerts", rule=rule)
 
     def turn(self, r: TurnResult, after: LearnerContext | None, done: DoneEvent | None = None, *,
-             body: TurnRequest, tenant: str) -> None:
+             body: TurnRequest, learner: LearnerRef) -> None:
         """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and its analytics event
         (pseudonymous learner and session)."""
         self._metrics_of(r, after, done)
         change = r.mastery
         state = after.skills.get(r.skill) if after and r.skill else None
+        tenant = learner.tenant
         self.events.add({
-            "at": time.time(), "turn_id": r.turn_id, "tenant": tenant,
-            "learner": self.pseudonyms.pseudonym(tenant, body.learner_id),
+            "at": time.time(), "turn_id": r.turn_id, "tenant": tenant, "learner": learner.pseudonym,
             "session": self.pseudonyms.pseudonym(tenant, f"session:{body.session_id}"), "skill": r.skill,
             "intent": r.intent, "exercise_id": body.exercise_id, "tier": r.tier, "model": r.model,
             "correct": r.check.correct if r.check else None, "misconceptions": r.check.misconceptions if r.check else [],

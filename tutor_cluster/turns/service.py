@@ -32,7 +32,7 @@ from tutor_cluster.routing.events import DeltaEvent, DoneEvent, RouteEvent
 from tutor_cluster.routing.requests import CoreRequest
 from tutor_cluster.routing.verify import VerifySpec
 from tutor_cluster.turns.answers import Answers, overloaded
-from tutor_cluster.turns.learners import LearnerService
+from tutor_cluster.turns.learners import LearnerRef, LearnerService
 from tutor_cluster.turns.recorder import TurnRecorder
 from tutor_cluster.turns.types import (
     Citation,
@@ -113,29 +113,29 @@ class TurnService:
         t = self._t
         t0 = t.clock()
         turn_id = body.idempotency_key() or uuid.uuid4().hex
-        key = await t.learners.key(principal, body.learner_id)  # may this caller touch this learner? (else 404)
+        ref = await t.learners.resolve(principal, body.learner_id)  # may this caller touch this learner? (else 404)
         edge, edge_ms = await t.analyse(body.message, body.exercise_id, language=body.language)
         t_mem = t.clock()
         # the memory write and its audit record go together (both durable before any reply), not one after the other
         (before, after, receipt, change), _ = await asyncio.gather(
-            t.learners.remember(key, body, turn_id, edge),
-            t.learners.audited(principal, body.learner_id, action="read+write", resource="learner memory",
+            t.learners.remember(ref.key, body, turn_id, edge),
+            t.learners.audited(principal, ref, action="read+write", resource="learner memory",
                                route="POST /v1/tutor/turns"))
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}
         if edge.reply is not None:
             result = t.edge_result(turn_id, edge, edge.reply, latency, t0, after.hints).model_copy(update=extra)
-            t.recorder.turn(result, after, body=body, tenant=principal.tenant)
+            t.recorder.turn(result, after, body=body, learner=ref)
             return result
         passages, latency["retrieval"] = await self._retrieve(edge, after)
         extra["citations"] = [Citation(chunk_id=p.chunk_id, title=p.title, section=p.section, source=p.source,
                                        score=p.score) for p in passages]
-        request = self._core_request(body, edge, before, after, passages, principal, request_id=trace or turn_id)
+        request = self._core_request(body, edge, before, after, passages, ref, request_id=trace or turn_id)
 
         def finish(route: RouteEvent, done: DoneEvent, text: str) -> TurnResult:
             result = self._model_result(turn_id, edge, route, done, text, latency, t0).model_copy(update=extra)
-            t.recorder.turn(result, after, done, body=body, tenant=principal.tenant)
+            t.recorder.turn(result, after, done, body=body, learner=ref)
             return result
 
         if not body.stream:
@@ -183,7 +183,7 @@ class TurnService:
         return result.passages, ms(t.clock() - t0)
 
     def _core_request(self, body: TurnRequest, edge: EdgeResult, before: LearnerContext | None,
-                      after: LearnerContext, passages: list[Passage], principal: Principal, *,
+                      after: LearnerContext, passages: list[Passage], ref: LearnerRef, *,
                       request_id: str) -> CoreRequest:
         """What the router is asked: the tutor prompt (grounded, personalised) and what routing may look at.
         ``request_id`` is unique per HTTP request: a retried turn id must not clash inside vLLM."""
@@ -201,8 +201,7 @@ class TurnService:
                           requires_function=exercise.requires_function) if exercise else None
         return CoreRequest(request_id=request_id, messages=messages, signals=edge.signals,
                            learner=t.learners.features(after, edge.signals.skill), verify=spec,
-                           tenant=principal.tenant, class_id=body.class_id,
-                           learner_ref=t.recorder.pseudonyms.pseudonym(principal.tenant, body.learner_id))
+                           tenant=ref.tenant, class_id=body.class_id, learner_ref=ref.pseudonym)
 
     def _model_result(self, turn_id: str, edge: EdgeResult, route: RouteEvent, done: DoneEvent, text: str,
                       latency: dict[str, float | None], t0: float) -> TurnResult:

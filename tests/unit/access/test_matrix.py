@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.stand_ins import TEST_PSEUDONYMS, InProcess, InProcessMemory, RecordingMetrics
+from tests.unit.stand_ins import TEST_KEKS, TEST_PSEUDONYMS, InProcess, InProcessMemory, RecordingMetrics
 from tutor_cluster.access.rules import RULES, TENANT_WIDE
 from tutor_cluster.api.app import build_fastapi, build_services
 from tutor_cluster.api.auth import hash_key
@@ -54,11 +54,12 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     raw["learner"]["store"] = {"backend": "sqlite", "sqlite_path": str(tmp / "learners.db")}
     raw["telemetry"]["events"]["enabled"] = False
     raw["privacy"]["audit_sqlite_path"] = str(tmp / "audit.db")
+    raw["privacy"]["vault_sqlite_path"] = str(tmp / "vault.db")
     settings = Settings.model_validate(raw)
     router = RouterCore(settings.routing, settings.catalogue, {})
     services = build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
                               InProcess(router), InProcessMemory(settings), InProcess(_Knowledge()),
-                              metrics=RecordingMetrics(), pseudonyms=TEST_PSEUDONYMS)
+                              metrics=RecordingMetrics(), pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS)
     with TestClient(build_fastapi(services)) as client:
         setup = [("PUT", "/v1/classes/c1/teachers/teacher"), ("PUT", f"/v1/classes/c1/learners/{OWN}"),
                  ("PUT", f"/v1/guardians/guardian/learners/{OWN}")]
@@ -92,9 +93,11 @@ LEARNER_ROUTES = {  # the turn last: it may start a learner of the caller's tena
                                                               {"pace": "slow"}),
     "GET /v1/learners/{learner_id}/next-exercise": lambda t: ("GET", f"/v1/learners/{t}/next-exercise", None),
     "GET /v1/learners/{learner_id}/audit": lambda t: ("GET", f"/v1/learners/{t}/audit", None),
+    "GET /v1/learners/{learner_id}/export": lambda t: ("GET", f"/v1/learners/{t}/export", None),
     "POST /v1/tutor/turns": lambda t: ("POST", "/v1/tutor/turns", _answer(t)),
 }
 OTHER_ROUTES = {  # (request, status when allowed)
+    "POST /v1/learners": (("POST", "/v1/learners", {"display_name": "Ada", "age_band": "adult"}), 201),
     "POST /v1/chat/completions": (("POST", "/v1/chat/completions", {
         "model": "auto", "exercise_id": "frac-add-1", "messages": [{"role": "user", "content": "3/4"}]}), 200),
     "GET /v1/models": (("GET", "/v1/models", None), 200),
@@ -115,7 +118,8 @@ def test_every_route_has_a_rule_and_the_matrix_covers_it(app: TestClient) -> Non
     served = {f"{m} {r.path.replace(':path', '')}" for r in app.app.routes for m in getattr(r, "methods", ())
               if r.path.startswith("/v1/")}
     assert served == set(RULES), served ^ set(RULES)
-    covered = set(LEARNER_ROUTES) | set(OTHER_ROUTES) | {"GET /v1/classes/{class_id}", "GET /v1/guardians/{subject}"}
+    covered = set(LEARNER_ROUTES) | set(OTHER_ROUTES) | {"GET /v1/classes/{class_id}", "GET /v1/guardians/{subject}",
+                                                         ERASE}
     assert covered == set(RULES)
 
 
@@ -151,6 +155,44 @@ def test_the_matrix_holds_cell_by_cell(app: TestClient) -> None:
     for role in ROLES:  # the other tenant's learners: untouched by all of the above
         theirs = app.get(f"/v1/learners/{_foreign(role)}", headers=_auth("globex")).json()
         assert theirs["version"] == 1 and theirs["preferences"] == {}, theirs
+
+
+ERASE = "DELETE /v1/learners/{learner_id}"
+
+
+def test_erasure_cell_by_cell(app: TestClient) -> None:
+    """DELETE destroys what it touches, so each cell gets its target made afresh first: OWN with the caller's
+    relation to it (the learner key's own id, the guardian's link, the teacher's class), OTHER unrelated, and a
+    learner of another tenant that the caller's tenant never had."""
+    unexpected = []
+    for role in ROLES:
+        for target in (OWN, OTHER, f"far-erase-{role}"):
+            foreign = target.startswith("far-")
+            if foreign:
+                assert app.post("/v1/tutor/turns", json=_answer(target), headers=_auth("globex")).status_code == 200
+            elif target == OWN:
+                _remake_own(app)
+            else:
+                assert app.post("/v1/tutor/turns", json=_answer(target), headers=_auth("service")).status_code == 200
+            got = app.delete(f"/v1/learners/{target}", headers=_auth(role))
+            allowed = role in RULES[ERASE].roles
+            want = 403 if not allowed else 200 if not foreign and (role in TENANT_WIDE or (
+                role in ("learner", "guardian") and target == OWN)) else 404
+            if got.status_code != want:
+                unexpected.append(f"{role} DELETE [{target}]: {got.status_code}, declared {want}")
+            if got.status_code == 200:
+                assert got.json()["learner_id"] == target and set(got.json()["erased"]) >= {"memory", "relations"}
+                assert app.get(f"/v1/learners/{target}", headers=_auth("service")).status_code == 404
+    assert unexpected == [], "\n".join(unexpected)
+    for role in ROLES:  # the other tenant's learners survive every attempt
+        assert app.get(f"/v1/learners/far-erase-{role}", headers=_auth("globex")).status_code == 200
+    _remake_own(app)  # for the tests after this one
+
+
+def _remake_own(app: TestClient) -> None:
+    assert app.post("/v1/tutor/turns", json=_answer(OWN), headers=_auth("service")).status_code == 200
+    for path in (f"/v1/classes/c1/learners/{OWN}", f"/v1/guardians/guardian/learners/{OWN}"):
+        assert app.put(path, headers=_auth("institution_admin")).status_code == 200
 
 
 def test_a_learner_key_is_exactly_one_learner(app: TestClient) -> None:

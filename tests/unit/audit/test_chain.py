@@ -20,9 +20,9 @@ TEACHER = Principal(key_id="t-key", tenant="acme", role="teacher", scopes=frozen
 
 def _log(path, n: int = 5) -> AuditStore:
     store = AuditStore(path)
-    log = AuditLog(store, TEST_PSEUDONYMS)
+    log = AuditLog(store)
     for i in range(n):
-        asyncio.run(log.record(TEACHER, f"learner-{i % 2}", action="read", resource="learner memory",
+        asyncio.run(log.record(TEACHER, TEST_PSEUDONYMS.pseudonym("acme", f"learner-{i % 2}"), action="read", resource="learner memory",
                                route="GET /v1/learners/{learner_id}"))
     return store
 
@@ -137,5 +137,5 @@ def test_an_unwritable_log_fails_the_access_rather_than_skip_it(tmp_path) -> Non
     store = _log(tmp_path / "audit.db", 1)
     store.close()  # every later write fails
     with pytest.raises(Unavailable) as exc:
-        asyncio.run(AuditLog(store, TEST_PSEUDONYMS).record(TEACHER, "l", action="read", resource="x", route="r"))
+        asyncio.run(AuditLog(store).record(TEACHER, "l", action="read", resource="x", route="r"))
     assert exc.value.kind == "audit_unavailable"

@@ -52,7 +52,7 @@ def _with_learners(tmp_path: Path, engine: Any = None,
     engines = {name: engine or FixedAnswer(ANSWER) for name in settings.catalogue.engines}
     router = RouterCore(settings.routing, settings.catalogue, engines)
     metrics = RecordingMetrics()
-    learners = LearnerService(settings, InProcessMemory(settings))
+    learners = LearnerService(settings, InProcessMemory(settings), pseudonyms=TEST_PSEUDONYMS)
     tiers = Tiers(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)), InProcess(router),
                   learners, None, TurnRecorder(metrics, EventSink(settings.telemetry.events), TEST_PSEUDONYMS), trace=lambda: None)
     return TurnService(tiers), ChatService(tiers), metrics, learners

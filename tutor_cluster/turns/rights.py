@@ -1,0 +1,197 @@
+"""A learner's data rights, without HTTP: registration into the region's vault, export of everything kept about
+them (GDPR Art. 20), and erasure (Art. 17) as a durable, resumable job.
+
+Erasure, step by step (each recorded in the vault before the next, so a crash resumes where it stopped):
+
+    blocked    the vault marks the learner: nothing resolves them any more (404 on every route)
+    relations  class enrolments and guardian links removed
+    audit      the erasure recorded in the disclosure trail (under the learner's pseudonym)
+    vault      personal data and the learner's key deleted (overwritten on disk): crypto-shredding — their
+               pseudonym can no longer be computed, so events, ledger and audit rows about them are unlinkable
+    memory     learner memory deleted from the store and the actor's cache
+
+The job is keyed by the learner's pseudonym under the service secret alone and keeps the raw id sealed only
+until it completes; what stays is the receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+
+from tutor_cluster.access.relations import CLASS_LEARNERS, GUARDIAN_LEARNERS, Relations
+from tutor_cluster.errors import InvalidInput, NotFound
+from tutor_cluster.identity import Principal, learner_key
+from tutor_cluster.turns.learners import LearnerService
+from tutor_cluster.turns.types import AgeBand, AuditRecord, ErasureReceipt, LearnerExport, Registered, Registration
+from tutor_cluster.vault.store import ErasureJob, RegistrationConflict, Vault
+
+#: Erasure steps, in order.
+STEPS = ("blocked", "relations", "audit", "vault", "memory")
+ROUTE_ERASE = "DELETE /v1/learners/{learner_id}"
+
+
+def age_band(birth: dt.date, today: dt.date) -> AgeBand:
+    age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return "under_13" if age < 13 else "13_15" if age < 16 else "16_17" if age < 18 else "adult"
+
+
+class LearnerRights:
+    """``after_step`` is called after each erasure step is recorded (fault-injection tests kill the process
+    there)."""
+
+    def __init__(self, learners: LearnerService, vault: Vault, relations: Relations | None, *,
+                 clock: Callable[[], float] = time.time,
+                 after_step: Callable[[str], None] | None = None) -> None:
+        self._learners = learners
+        self._vault = vault
+        self._relations = relations
+        self._region = learners.settings.privacy.region
+        self._clock = clock
+        self._after_step = after_step
+
+    # --- registration -----------------------------------------------------------------------------------------
+
+    async def register(self, principal: Principal, body: Registration, idempotency_key: str | None
+                       ) -> tuple[Registered, bool]:
+        """Store the learner's personal data in the vault; returns the registration and whether it was new."""
+        region = body.home_region or self._region
+        if region != self._region:
+            raise InvalidInput(f"this deployment serves region {self._region!r}; register the learner through "
+                               f"the gateway of {region!r}, whose vault keeps their data", field="home_region",
+                               code="wrong_region")
+        today = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
+        if body.birth_date is not None and body.birth_date > today:
+            raise InvalidInput("birth_date is in the future", field="birth_date")
+        band = age_band(body.birth_date, today) if body.birth_date else body.age_band
+        if body.age_band is not None and band != body.age_band:
+            raise InvalidInput(f"age_band {body.age_band!r} does not match birth_date (age band {band!r}); "
+                               "send one of them", field="age_band")
+        profile = {**body.model_dump(mode="json", exclude_none=True), "age_band": band, "home_region": region}
+        request = (idempotency_key, body.model_dump_json()) if idempotency_key else None
+        try:
+            learner_id, created_at, created = await asyncio.to_thread(
+                self._vault.register, principal.tenant, region, profile, request=request)
+        except RegistrationConflict:
+            raise InvalidInput(f"Idempotency-Key {idempotency_key!r} was used before with another body; send a new "
+                               "key for a new learner", field="Idempotency-Key", code="idempotency_key_reused") from None
+        if created:
+            ref = await self._learners.resolve(principal, learner_id)
+            await self._learners.audited(principal, ref, action="register", resource="personal data",
+                                         route="POST /v1/learners")
+        return Registered(learner_id=learner_id, region=region, age_band=band, created_at=created_at), created
+
+    # --- export -----------------------------------------------------------------------------------------------
+
+    async def export(self, principal: Principal, learner_id: str) -> LearnerExport:
+        """Everything kept about the learner: vault, memory, audit records about them."""
+        ref = await self._learners.resolve(principal, learner_id)
+        ctx = await self._learners.context(ref)
+        if ref.entry is None and ctx is None:
+            raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+        registration = None
+        if ref.entry is not None:
+            profile = await asyncio.to_thread(self._vault.profile, ref.entry)
+            registration = {"region": ref.entry.region, "created_at": ref.entry.created_at, "profile": profile}
+        audit = await self._learners.audit_records(ref, 100_000)
+        await self._learners.audited(principal, ref, action="export", resource="all learner data",
+                                     route="GET /v1/learners/{learner_id}/export")
+        return LearnerExport(
+            exported_at=self._clock(), tenant=ref.tenant, learner_id=learner_id, pseudonym=ref.pseudonym,
+            registration=registration, memory=self._learners.learner_view(ctx) if ctx else None,
+            audit=[AuditRecord.model_validate(r) for r in audit])
+
+    # --- erasure ----------------------------------------------------------------------------------------------
+
+    def _job_refs(self, tenant: str, learner_id: str) -> list[str]:
+        """The erasure job's keys: the learner's pseudonym under the service secret alone (each version)."""
+        keys = self._learners.pseudonyms
+        return [keys.pseudonym(tenant, learner_id, version=v) for v in keys.versions]
+
+    async def erase(self, principal: Principal, learner_id: str) -> ErasureReceipt:
+        """Erase the learner (idempotent: a repeat returns the first receipt; a job a crash interrupted resumes)."""
+        tenant = principal.tenant
+        await self._learners.check_access(principal, learner_id)
+        refs = self._job_refs(tenant, learner_id)
+        job = await asyncio.to_thread(self._vault.erasure, tenant, refs)
+        if job is None or job.completed_at is not None:
+            exists = False
+            with contextlib.suppress(NotFound):  # unknown, or (registered) erased already
+                ref = await self._learners.resolve(principal, learner_id)
+                exists = ref.entry is not None or await self._learners.context(ref) is not None
+            if not exists:
+                if job is None:
+                    raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+                return self._receipt(job, learner_id)
+            # new, or a client-chosen id used again after its erasure (registration 'optional'): erased anew
+            receipt = {"receipt_id": uuid.uuid4().hex, "unlinkable": ref.entry is not None}
+            job = await asyncio.to_thread(self._vault.begin_erasure, tenant, refs[0], learner_id, receipt,
+                                          restart=job is not None)
+        return self._receipt(await self._run(job, principal), learner_id)
+
+    @staticmethod
+    def _receipt(job: ErasureJob, learner_id: str) -> ErasureReceipt:
+        return ErasureReceipt(receipt_id=job.receipt["receipt_id"], learner_id=learner_id, status="completed",
+                              requested_at=job.requested_at, completed_at=job.completed_at or job.requested_at,
+                              erased=list(job.receipt.get("erased", [])),
+                              unlinkable=bool(job.receipt["unlinkable"]))
+
+    async def _run(self, job: ErasureJob, principal: Principal | None) -> ErasureJob:
+        tenant, learner_id = job.tenant, job.learner_id
+        if learner_id is None:  # completed meanwhile by another replica
+            return job
+        for step in STEPS:
+            if step not in job.steps:
+                await self._step(step, tenant, learner_id, principal)
+                job = await asyncio.to_thread(self._vault.step_done, job, step)
+                if self._after_step is not None:
+                    self._after_step(step)
+        erased = ["relations", *(["vault"] if job.receipt["unlinkable"] else []), "memory"]
+        receipt = {**job.receipt, "erased": erased}
+        return await asyncio.to_thread(self._vault.finish_erasure, job, receipt)
+
+    async def _step(self, step: str, tenant: str, learner_id: str, principal: Principal | None) -> None:
+        """Run one step (each idempotent: a resumed job may run one twice)."""
+        vault = self._vault
+        if step == "blocked":
+            await asyncio.to_thread(vault.block, tenant, learner_id)
+        elif step == "relations":
+            await asyncio.to_thread(self._unlink, tenant, learner_id)
+        elif step == "audit":
+            entry = await asyncio.to_thread(vault.entry, tenant, learner_id)
+            subject = self._learners.pseudonyms.pseudonym(tenant, learner_id,
+                                                          learner_key=entry.learner_key if entry else None)
+            actor = principal or Principal(key_id="erasure-resume", tenant=tenant, role="platform_admin",
+                                           scopes=frozenset())
+            await self._learners.audit_subject(actor, subject, action="erase", resource="all learner data",
+                                               route=ROUTE_ERASE)
+        elif step == "vault":
+            await asyncio.to_thread(vault.shred, tenant, learner_id)
+        else:
+            await self._learners.forget(learner_key(tenant, learner_id))
+
+    def _unlink(self, tenant: str, learner_id: str) -> int:
+        if self._relations is None:
+            return 0
+        n = 0
+        for kind in (CLASS_LEARNERS, GUARDIAN_LEARNERS):
+            for owner in self._relations.owners(tenant, kind, learner_id):
+                self._relations.remove(tenant, kind, owner, learner_id)
+                n += 1
+        return n
+
+    async def resume_pending(self) -> int:
+        """Finish the erasures a crash interrupted (the gateway calls it at start); returns how many."""
+        jobs = await asyncio.to_thread(self._vault.pending_erasures)
+        for job in jobs:
+            await self._run(job, None)
+        return len(jobs)
+
+
+__all__ = ["STEPS", "LearnerRights", "age_band"]
+
+

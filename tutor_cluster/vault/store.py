@@ -1,0 +1,262 @@
+"""The vault's store (an SQLite file shared by the gateway replicas of one machine) and what the services call:
+register a learner, resolve one (their key material, or None), read their personal data, and erase them
+through a durable erasure job.
+
+Deleted rows are overwritten (``secure_delete``) and the write-ahead log is truncated after an erasure, so a
+learner's sealed key does not linger in free pages. A Redis/SQL vault per region is planned.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tutor_cluster import embedded_db
+from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt, context, new_key, seal, unseal
+
+_SCHEMA = (
+    "PRAGMA secure_delete=ON",
+    "CREATE TABLE IF NOT EXISTS tenant_keys (tenant TEXT PRIMARY KEY, kek_version TEXT NOT NULL, "
+    "wrapped BLOB NOT NULL, created_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS learners (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, region TEXT NOT NULL, "
+    "created_at REAL NOT NULL, erasing INTEGER NOT NULL DEFAULT 0, learner_key BLOB NOT NULL, "
+    "profile BLOB NOT NULL, PRIMARY KEY (tenant, learner_id))",
+    "CREATE TABLE IF NOT EXISTS registrations (tenant TEXT NOT NULL, request TEXT NOT NULL, "
+    "learner_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant, request))",
+    "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, ref TEXT NOT NULL, learner BLOB, "
+    "steps TEXT NOT NULL, receipt TEXT NOT NULL, requested_at REAL NOT NULL, completed_at REAL, "
+    "PRIMARY KEY (tenant, ref))",
+)
+#: Prefix of the learner ids registration makes (random: they say nothing about the learner).
+ID_PREFIX = "lrn_"
+
+
+def new_learner_id() -> str:
+    return ID_PREFIX + base64.b32encode(os.urandom(15)).decode().lower()
+
+
+class RegistrationConflict(ValueError):
+    """The idempotency key was used before with another body."""
+
+
+@dataclass(frozen=True)
+class VaultEntry:
+    """A registered learner as the services see them: never their personal data, only their key material."""
+
+    tenant: str
+    learner_id: str
+    region: str
+    created_at: float
+    learner_key: bytes
+    erasing: bool
+
+
+@dataclass(frozen=True)
+class ErasureJob:
+    tenant: str
+    ref: str
+    learner_id: str | None  # None once completed: the job keeps no raw id
+    steps: tuple[str, ...]
+    receipt: dict[str, Any]
+    requested_at: float
+    completed_at: float | None
+
+
+class Vault:
+    """One region's vault. Methods block (SQLite): call them off the event loop."""
+
+    def __init__(self, path: str | Path, keks: KeyEncryptionKeys, *, timeout_s: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path).expanduser()
+        self._db = embedded_db.connect(self.path, timeout_s=timeout_s, schema=_SCHEMA)
+        self._lock = threading.Lock()
+        self._keks = keks
+        self._deks: dict[str, bytes] = {}
+        self._clock = clock
+
+    # --- keys -------------------------------------------------------------------------------------------------
+
+    def _data_key(self, tenant: str) -> bytes:
+        """The tenant's data key (unwrapped with the KEK; made and stored wrapped on first use). Call inside the
+        lock."""
+        dek = self._deks.get(tenant)
+        if dek is not None:
+            return dek
+        row = self._db.execute("SELECT kek_version, wrapped FROM tenant_keys WHERE tenant = ?", (tenant,)).fetchone()
+        if row is None:
+            dek, version = new_key(), self._keks.current
+            wrapped = seal(self._keks.key(version), dek, context("tenant-key", tenant))
+            self._db.execute("INSERT OR IGNORE INTO tenant_keys (tenant, kek_version, wrapped, created_at) "
+                             "VALUES (?, ?, ?, ?)", (tenant, version, wrapped, self._clock()))
+            row = self._db.execute("SELECT kek_version, wrapped FROM tenant_keys WHERE tenant = ?",
+                                   (tenant,)).fetchone()
+        dek = unseal(self._keks.key(row[0]), row[1], context("tenant-key", tenant))
+        self._deks[tenant] = dek
+        return dek
+
+    def rewrap(self) -> int:
+        """Re-wrap every tenant data key with the current KEK (after a KEK rotation); returns how many."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute("SELECT tenant, kek_version, wrapped FROM tenant_keys").fetchall()
+                for tenant, version, wrapped in rows:
+                    dek = unseal(self._keks.key(version), wrapped, context("tenant-key", tenant))
+                    self._db.execute("UPDATE tenant_keys SET kek_version = ?, wrapped = ? WHERE tenant = ?",
+                                     (self._keks.current, seal(self._keks.key(), dek,
+                                                               context("tenant-key", tenant)), tenant))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    # --- learners ---------------------------------------------------------------------------------------------
+
+    def register(self, tenant: str, region: str, profile: dict[str, Any], *,
+                 request: tuple[str, str] | None = None) -> tuple[str, float, bool]:
+        """Store a new learner's personal data; returns (learner id, created at, created). ``request``: an
+        idempotency key and the body's hash: the same key again returns the same learner
+        (:class:`RegistrationConflict` with another body)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if request is not None:
+                    seen = self._db.execute(
+                        "SELECT r.learner_id, r.body, l.created_at FROM registrations r JOIN learners l "
+                        "ON l.tenant = r.tenant AND l.learner_id = r.learner_id "
+                        "WHERE r.tenant = ? AND r.request = ?", (tenant, request[0])).fetchone()
+                    if seen is not None:
+                        self._db.execute("ROLLBACK")
+                        if seen[1] != request[1]:
+                            raise RegistrationConflict(request[0])
+                        return seen[0], seen[2], False
+                dek = self._data_key(tenant)
+                learner_id, learner_key, now = new_learner_id(), new_key(), self._clock()
+                sealed_key = seal(dek, learner_key, context("learner-key", tenant, learner_id))
+                sealed = seal(learner_key, json.dumps(profile, sort_keys=True).encode(),
+                              context("profile", tenant, learner_id))
+                self._db.execute("INSERT INTO learners (tenant, learner_id, region, created_at, learner_key, profile) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", (tenant, learner_id, region, now, sealed_key, sealed))
+                if request is not None:
+                    self._db.execute("INSERT INTO registrations (tenant, request, learner_id, body) "
+                                     "VALUES (?, ?, ?, ?)", (tenant, request[0], learner_id, request[1]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return learner_id, now, True
+
+    def entry(self, tenant: str, learner_id: str) -> VaultEntry | None:
+        """The registered learner's key material, or None when the vault has no such learner."""
+        with self._lock:
+            row = self._db.execute("SELECT region, created_at, erasing, learner_key FROM learners "
+                                   "WHERE tenant = ? AND learner_id = ?", (tenant, learner_id)).fetchone()
+            if row is None:
+                return None
+            dek = self._data_key(tenant)
+        key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
+        return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]))
+
+    def profile(self, entry: VaultEntry) -> dict[str, Any]:
+        """The learner's personal data, decrypted."""
+        with self._lock:
+            row = self._db.execute("SELECT profile FROM learners WHERE tenant = ? AND learner_id = ?",
+                                   (entry.tenant, entry.learner_id)).fetchone()
+        if row is None:
+            raise KeyError(entry.learner_id)
+        return json.loads(unseal(entry.learner_key, row[0], context("profile", entry.tenant, entry.learner_id)))
+
+    def block(self, tenant: str, learner_id: str) -> None:
+        """Mark the learner as being erased: from now on nothing resolves them."""
+        with self._lock:
+            self._db.execute("UPDATE learners SET erasing = 1 WHERE tenant = ? AND learner_id = ?", (tenant, learner_id))
+
+    def shred(self, tenant: str, learner_id: str) -> bool:
+        """Delete the learner's personal data and key (overwritten on disk; the WAL truncated). True when there
+        was something to delete."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                n = self._db.execute("DELETE FROM learners WHERE tenant = ? AND learner_id = ?",
+                                     (tenant, learner_id)).rowcount
+                self._db.execute("DELETE FROM registrations WHERE tenant = ? AND learner_id = ?", (tenant, learner_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            embedded_db.truncate_wal(self._db)
+        return n > 0
+
+    # --- erasure jobs -----------------------------------------------------------------------------------------
+
+    def _job(self, row: tuple[Any, ...], tenant: str) -> ErasureJob:
+        ref, sealed, steps, receipt, requested, completed = row
+        learner_id = None
+        if sealed is not None:
+            dek = self._data_key(tenant)
+            learner_id = unseal(dek, sealed, context("erasure", tenant, ref)).decode()
+        return ErasureJob(tenant, ref, learner_id, tuple(json.loads(steps)), json.loads(receipt), requested,
+                          completed)
+
+    def erasure(self, tenant: str, refs: list[str]) -> ErasureJob | None:
+        """The erasure job of the learner known by any of ``refs`` (their pseudonyms under each secret version)."""
+        marks = ",".join("?" * len(refs))
+        with self._lock:
+            row = self._db.execute(f"SELECT ref, learner, steps, receipt, requested_at, completed_at FROM erasures "  # noqa: S608
+                                   f"WHERE tenant = ? AND ref IN ({marks})", (tenant, *refs)).fetchone()
+            return self._job(row, tenant) if row else None
+
+    def begin_erasure(self, tenant: str, ref: str, learner_id: str, receipt: dict[str, Any], *,
+                      restart: bool = False) -> ErasureJob:
+        """Record (durably, before any deletion) that the learner is to be erased; the raw id is kept sealed
+        until the job completes, so a crashed erasure can resume. ``restart``: replace a completed job (the same
+        client-chosen id used again). A job already pending is returned as it is."""
+        with self._lock:
+            dek = self._data_key(tenant)
+            sealed = seal(dek, learner_id.encode(), context("erasure", tenant, ref))
+            if restart:
+                self._db.execute("DELETE FROM erasures WHERE tenant = ? AND ref = ? AND completed_at IS NOT NULL",
+                                 (tenant, ref))
+            self._db.execute("INSERT OR IGNORE INTO erasures (tenant, ref, learner, steps, receipt, requested_at) "
+                             "VALUES (?, ?, ?, '[]', ?, ?)", (tenant, ref, sealed, json.dumps(receipt), self._clock()))
+            row = self._db.execute("SELECT ref, learner, steps, receipt, requested_at, completed_at FROM erasures "
+                                   "WHERE tenant = ? AND ref = ?", (tenant, ref)).fetchone()
+            return self._job(row, tenant)
+
+    def step_done(self, job: ErasureJob, step: str) -> ErasureJob:
+        steps = (*job.steps, step)
+        with self._lock:
+            self._db.execute("UPDATE erasures SET steps = ? WHERE tenant = ? AND ref = ?",
+                             (json.dumps(steps), job.tenant, job.ref))
+        return ErasureJob(job.tenant, job.ref, job.learner_id, steps, job.receipt, job.requested_at, None)
+
+    def finish_erasure(self, job: ErasureJob, receipt: dict[str, Any]) -> ErasureJob:
+        """Complete the job: the receipt is kept, the sealed raw id is wiped."""
+        now = self._clock()
+        with self._lock:
+            self._db.execute("UPDATE erasures SET learner = NULL, receipt = ?, completed_at = ? "
+                             "WHERE tenant = ? AND ref = ?", (json.dumps(receipt), now, job.tenant, job.ref))
+            embedded_db.truncate_wal(self._db)
+        return ErasureJob(job.tenant, job.ref, None, job.steps, receipt, job.requested_at, now)
+
+    def pending_erasures(self) -> list[ErasureJob]:
+        with self._lock:
+            rows = self._db.execute("SELECT tenant, ref, learner, steps, receipt, requested_at, completed_at "
+                                    "FROM erasures WHERE completed_at IS NULL ORDER BY requested_at").fetchall()
+            return [self._job(row[1:], row[0]) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+__all__ = ["ErasureJob", "RegistrationConflict", "Vault", "VaultCorrupt", "VaultEntry", "new_learner_id"]
