@@ -15,8 +15,8 @@ from typing import Literal
 
 def connect(path: str | Path, *, timeout_s: float, synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
             schema: Sequence[str] = ()) -> sqlite3.Connection:
-    """A WAL-mode connection (autocommit; usable from several threads under the caller's lock) with ``schema``
-    statements applied."""
+    """A WAL-mode connection (autocommit; usable from several threads under the caller's lock; deleted content
+    overwritten) with ``schema`` statements applied."""
     file = Path(path).expanduser()
     file.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + max(timeout_s, 5.0)
@@ -25,6 +25,7 @@ def connect(path: str | Path, *, timeout_s: float, synchronous: Literal["FULL", 
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={synchronous}")
+            db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten: an erased learner leaves no trace
             for statement in schema:
                 db.execute(statement)
             return db

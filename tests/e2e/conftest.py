@@ -151,7 +151,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         f"exercises: {SHIPPED_CONFIGS / 'exercises.yaml'}\n"
         f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}, metrics_export_port: {metrics_port}}}\n"
         f"telemetry:\n  events: {{path: {tmp / 'events'}, region: test-region, flush_interval_s: 1}}\n"
-        f"privacy: {{audit_sqlite_path: {tmp / 'audit.db'}}}\n"
+        f"privacy: {{audit_sqlite_path: {tmp / 'audit.db'}, vault_sqlite_path: {tmp / 'vault.db'}}}\n"
         f"knowledge:\n  source: {SAMPLE_CURRICULUM}\n  store: {{path: {tmp / 'qdrant'}}}\n"
         "  retrieval: {refresh_interval_s: 1}\n"
         "routing:\n  budgets:\n"

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--expect-head", help="the head hash a previous verify printed (catches an edited or cut end)")
     ver.set_defaults(func=audit_commands.audit_verify)
 
-    privacy = sub.add_parser("privacy", help="pseudonym secrets")
+    privacy = sub.add_parser("privacy", help="pseudonym secrets, the vault's key-encryption key")
     privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, parser_class=_Parser)
     rot = privacy_sub.add_parser("rotate-key", help="make a new current pseudonym secret (old ones are kept)")
     _config(rot)
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = privacy_sub.add_parser("show", help="the pseudonym secrets' versions (never the secrets)")
     _config(show)
     show.set_defaults(func=privacy_commands.privacy_show)
+    kek = privacy_sub.add_parser("rotate-kek", help="new vault key-encryption key; tenant data keys re-wrapped")
+    _config(kek)
+    kek.set_defaults(func=privacy_commands.privacy_rotate_kek)
 
     routing = sub.add_parser("routing", help="routing: train the learned policy, export the spend ledger")
     routing_sub = routing.add_subparsers(dest="routing_command", required=True, parser_class=_Parser)

@@ -1,13 +1,16 @@
-"""`tutor-cluster privacy ...`: the pseudonym secrets — check them, rotate them."""
+"""`tutor-cluster privacy ...`: the pseudonym secrets and the vault's key-encryption key — check them, rotate
+them."""
 
 from __future__ import annotations
 
 import argparse
 
-from tutor_cluster.app.checks import check_pseudonym_keys
+from tutor_cluster.app.checks import check_pseudonym_keys, check_vault_keys
 from tutor_cluster.cli.commands import CliError, _settings
 from tutor_cluster.config.settings import ConfigError
 from tutor_cluster.privacy import PseudonymKeys, rotate_key_file
+from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt
+from tutor_cluster.vault.store import Vault
 
 
 def _keys(settings) -> PseudonymKeys:  # noqa: ANN001
@@ -31,4 +34,24 @@ def privacy_show(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     keys = _keys(settings)
     print(f"{settings.privacy.keys_path()}: current {keys.current}; versions {', '.join(keys.versions)}")
+    return 0
+
+
+def privacy_rotate_kek(args: argparse.Namespace) -> int:
+    """A new current key-encryption key; every tenant data key in this region's vault is re-wrapped with it (the
+    learners' data is not re-encrypted: envelope encryption). Old versions stay in the file until removed."""
+    settings = _settings(args.config)
+    try:
+        keks = check_vault_keys(settings, create=False)[0]
+    except ConfigError as exc:
+        raise CliError(str(exc), 2) from None
+    path = settings.privacy.kek_path()
+    version = rotate_key_file(path, KeyEncryptionKeys)
+    try:
+        rewrapped = Vault(settings.privacy.vault_path(), KeyEncryptionKeys.load(path)).rewrap()
+    except VaultCorrupt as exc:
+        raise CliError(f"vault {settings.privacy.vault_path()}: {exc}; the new key was added, nothing re-wrapped",
+                       1) from None
+    print(f"vault key-encryption key: new current version {version} (was {keks.current}); {rewrapped} tenant data "
+          f"key(s) re-wrapped; restart the service, then run this again before removing old versions from {path}")
     return 0

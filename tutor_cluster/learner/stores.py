@@ -72,7 +72,6 @@ class SQLiteStore:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
         self._db = embedded_db.connect(self.path, timeout_s=timeout_s, schema=(
-            "PRAGMA secure_delete=ON",  # an erased learner's context does not linger in free pages
             "CREATE TABLE IF NOT EXISTS learners (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ctx TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS turns (learner_id TEXT NOT NULL, turn_id TEXT NOT NULL, at REAL NOT NULL, "
             "PRIMARY KEY (learner_id, turn_id))"))

@@ -31,7 +31,7 @@ from tutor_cluster.learner.stores import StoreUnavailable
 from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.decisions import LearnerFeatures
 from tutor_cluster.turns.types import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
-from tutor_cluster.vault.store import Vault, VaultEntry
+from tutor_cluster.vault.store import ID_PREFIX, Vault, VaultEntry
 
 #: Seconds a client should wait before retrying when learner memory is unavailable.
 MEMORY_RETRY_AFTER_S = 2
@@ -93,8 +93,9 @@ class LearnerService:
         tenant = principal.tenant
         key = learner_key(tenant, learner_id)
         entry = await asyncio.to_thread(self.vault.entry, tenant, learner_id) if self.vault is not None else None
-        if entry is not None and entry.erasing or (
-                entry is None and self.settings.privacy.registration == "required"):
+        if entry is not None and entry.erasing or entry is None and (
+                self.settings.privacy.registration == "required" or learner_id.startswith(ID_PREFIX)):
+            # (an id of the registration's form is the vault's alone: once erased it never comes back)
             raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
         material = entry.learner_key if entry else None
         subjects = tuple(self.pseudonyms.pseudonym(tenant, learner_id, version=v, learner_key=material)

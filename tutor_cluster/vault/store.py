@@ -22,7 +22,6 @@ from tutor_cluster import embedded_db
 from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt, context, new_key, seal, unseal
 
 _SCHEMA = (
-    "PRAGMA secure_delete=ON",
     "CREATE TABLE IF NOT EXISTS tenant_keys (tenant TEXT PRIMARY KEY, kek_version TEXT NOT NULL, "
     "wrapped BLOB NOT NULL, created_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS learners (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, region TEXT NOT NULL, "

@@ -190,3 +190,25 @@ def test_privacy_show_and_rotate_key(tmp_path) -> None:
     rotated = _cli("privacy", "rotate-key", env=env)
     assert rotated.returncode == 0 and "k2" in rotated.stdout and secret not in rotated.stdout
     assert "current k2; versions k2, k1" in _cli("privacy", "show", env=env).stdout
+
+
+def test_privacy_rotate_kek_rewraps_the_vault(tmp_path) -> None:
+    """A new key-encryption key re-wraps every tenant data key: the vault then opens with the new key alone."""
+    from tutor_cluster.privacy import ensure_key_file
+    from tutor_cluster.vault.crypto import KeyEncryptionKeys
+    from tutor_cluster.vault.store import Vault
+
+    kek, vault = tmp_path / "kek", tmp_path / "vault.db"
+    env = {"TUTOR_STATE_DIR": str(tmp_path), "TUTOR_VAULT_KEK_FILE": str(kek),
+           "TUTOR__PRIVACY__VAULT_SQLITE_PATH": str(vault)}
+    missing = _cli("privacy", "rotate-kek", env=env)
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "does not exist" in missing.stderr
+    ensure_key_file(kek)
+    learner, _, _ = Vault(vault, KeyEncryptionKeys.load(kek)).register("acme", "local", {"display_name": "A"})
+    rotated = _cli("privacy", "rotate-kek", env=env)
+    assert rotated.returncode == 0 and "k2" in rotated.stdout and "1 tenant data key(s) re-wrapped" in rotated.stdout
+    newest = kek.read_text().splitlines()[0]
+    kek.write_text(newest + "\n")  # the old key removed: the vault still opens
+    only_new = Vault(vault, KeyEncryptionKeys.load(kek))
+    entry = only_new.entry("acme", learner)
+    assert entry is not None and only_new.profile(entry) == {"display_name": "A"}

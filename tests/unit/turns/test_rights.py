@@ -1,0 +1,229 @@
+"""A learner's data rights through HTTP (the real FastAPI app and middleware in-process; the real edge; learner
+memory, relations, vault and audit log on real SQLite files; analytics events to real Parquet; no model is called:
+the turns are answers the edge settles): registration, export, erasure — and what is left on disk after it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.unit.stand_ins import TEST_KEKS, TEST_PSEUDONYMS, InProcess, InProcessMemory, RecordingMetrics
+from tutor_cluster.api.app import Services, build_fastapi, build_services
+from tutor_cluster.api.auth import hash_key
+from tutor_cluster.config.auth import ApiKey
+from tutor_cluster.config.settings import Settings, load_settings
+from tutor_cluster.edge.deployment import EdgeTier
+from tutor_cluster.routing.router import RouterCore
+from tutor_cluster.telemetry.events import read_events
+from tutor_cluster.vault.store import Vault
+
+PII = {"display_name": "Philippa Quenby-Marchetti", "email": "pquenby.marchetti@example.net",
+       "guardian_email": "g.quenby.parent@example.net", "birth_date": "2014-05-17"}
+MESSAGE = "I think 3/4 because my iguana Bartholomew told me"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def settings_for(tmp: Path, registration: str = "optional") -> Settings:
+    raw = load_settings().model_dump()
+    keys = [ApiKey(id="svc", sha256=hash_key("tc-svc"), tenant="acme", role="service", scopes=["tutor"]),
+            ApiKey(id="gdn", sha256=hash_key("tc-gdn"), tenant="acme", role="guardian", scopes=["tutor"]),
+            ApiKey(id="adm", sha256=hash_key("tc-adm"), tenant="acme", role="institution_admin", scopes=["tutor"]),
+            ApiKey(id="other", sha256=hash_key("tc-other"), tenant="globex", role="institution_admin",
+                   scopes=["tutor"])]
+    raw["auth"] = {"api_keys": [k.model_dump() for k in keys]}
+    raw["learner"]["store"] = {"backend": "sqlite", "sqlite_path": str(tmp / "learners.db")}
+    raw["telemetry"]["events"].update(path=str(tmp / "events"), max_buffer=1)
+    raw["privacy"].update(audit_sqlite_path=str(tmp / "audit.db"), vault_sqlite_path=str(tmp / "vault.db"),
+                          registration=registration)
+    return Settings.model_validate(raw)
+
+
+def services_for(settings: Settings) -> Services:
+    return build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
+                          InProcess(RouterCore(settings.routing, settings.catalogue, {})), InProcessMemory(settings),
+                          None, metrics=RecordingMetrics(), pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS)
+
+
+def auth(who: str = "svc") -> dict[str, str]:
+    return {"Authorization": f"Bearer tc-{who}"}
+
+
+def turn(learner: str, message: str = MESSAGE) -> dict[str, str]:
+    return {"learner_id": learner, "session_id": "s1", "message": message, "exercise_id": "frac-add-1"}
+
+
+def register(client: TestClient, body: dict[str, Any] | None = None, **headers: str) -> str:
+    r = client.post("/v1/learners", json=body or PII, headers={**auth("adm"), **headers})
+    assert r.status_code in (200, 201), r.text
+    return r.json()["learner_id"]
+
+
+def disk_bytes(tmp: Path) -> bytes:
+    """Every byte the service left under ``tmp``: stores, write-ahead logs, Parquet files."""
+    return b"".join(p.read_bytes() for p in sorted(tmp.rglob("*")) if p.is_file())
+
+
+@pytest.fixture()
+def client(tmp_path: Path) -> TestClient:
+    with TestClient(build_fastapi(services_for(settings_for(tmp_path)))) as c:
+        yield c
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"birth_date": None}, "birth_date"), ({"email": "not-an-email"}, "email"), ({"nickname": "x"}, "nickname"),
+    ({"birth_date": "2999-01-01"}, "birth_date"), ({"home_region": "mars-1"}, "home_region"),
+    ({"age_band": "adult"}, "age_band"), ({"display_name": "a\u0000b"}, "display_name"),
+])
+def test_a_bad_registration_is_a_422_naming_the_field_and_stores_nothing(client: TestClient, tmp_path: Path,
+                                                                         change: dict[str, Any], field: str) -> None:
+    body = {k: v for k, v in {**PII, **change}.items() if v is not None}
+    r = client.post("/v1/learners", json=body, headers=auth("adm"))
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert field in (error.get("field") or "") + error["message"], error
+    assert PII["email"].encode() not in disk_bytes(tmp_path) and Vault(tmp_path / "vault.db", TEST_KEKS).pending_erasures() == []
+
+
+def test_registration_gives_an_opaque_id_retries_are_one_learner_and_only_managers_register(
+        client: TestClient) -> None:
+    first = client.post("/v1/learners", json=PII, headers={**auth("adm"), "Idempotency-Key": "reg-1"})
+    again = client.post("/v1/learners", json=PII, headers={**auth("adm"), "Idempotency-Key": "reg-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json() and first.json()["age_band"] == "under_13"  # 2014 → under 13 (2026)
+    assert "quenby" not in first.json()["learner_id"].lower()
+    clash = client.post("/v1/learners", json={**PII, "display_name": "Other"},
+                        headers={**auth("adm"), "Idempotency-Key": "reg-1"})
+    assert clash.status_code == 422 and clash.json()["error"]["field"] == "Idempotency-Key"
+    assert client.post("/v1/learners", json=PII, headers=auth("gdn")).status_code == 403
+
+
+def test_export_holds_everything_about_the_learner_and_nothing_of_another(client: TestClient) -> None:
+    mine = register(client)
+    theirs = register(client, {"display_name": "Theodora Vex", "email": "t.vex@example.com", "age_band": "adult"})
+    for learner, message in ((mine, MESSAGE), (theirs, "2/6 says Theodora")):
+        assert client.post("/v1/tutor/turns", json=turn(learner, message), headers=auth()).status_code == 200
+    assert client.patch(f"/v1/learners/{mine}/preferences", json={"pace": "slow"}, headers=auth()).status_code == 200
+    r = client.get(f"/v1/learners/{mine}/export", headers=auth("adm"))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["format"] == "tutor-cluster.learner-export/1" and doc["learner_id"] == mine
+    profile = doc["registration"]["profile"]
+    assert {k: profile[k] for k in PII} == PII and profile["age_band"] == "under_13"
+    assert doc["memory"]["preferences"] == {"pace": "slow"}
+    assert [t["summary"] for t in doc["memory"]["recent"]] == [MESSAGE]
+    assert {a["action"] for a in doc["audit"]} >= {"register", "read+write", "write"}
+    assert {a["subject"] for a in doc["audit"]} == {doc["pseudonym"]}
+    for foreign in (theirs, "Theodora", "t.vex@example.com"):
+        assert foreign not in r.text
+    assert client.get(f"/v1/learners/{mine}/export", headers=auth("other")).status_code == 404  # other tenant
+    assert client.get(f"/v1/learners/{mine}/export", headers=auth("gdn")).status_code == 404  # not their child
+    trail = client.get(f"/v1/learners/{mine}/audit", headers=auth("adm")).json()["records"]
+    assert trail[0]["action"] == "export"  # the export itself is a recorded disclosure
+
+
+def test_erasure_leaves_no_trace_on_disk_and_unlinks_pseudonymous_rows(client: TestClient, tmp_path: Path) -> None:
+    learner = register(client)
+    bystander = register(client, {"display_name": "Kept Person", "age_band": "adult"})
+    assert client.put(f"/v1/guardians/gdn/learners/{learner}", headers=auth("adm")).status_code == 200
+    assert client.put(f"/v1/classes/c7/learners/{learner}", headers=auth("adm")).status_code == 200
+    for i in range(3):
+        body = {**turn(learner), "turn_id": f"t{i}"}
+        assert client.post("/v1/tutor/turns", json=body, headers=auth()).status_code == 200
+    assert client.post("/v1/tutor/turns", json=turn(bystander, "1/2"), headers=auth()).status_code == 200
+    pseudonym = client.get(f"/v1/learners/{learner}/export", headers=auth("gdn")).json()["pseudonym"]
+    before = disk_bytes(tmp_path)
+    assert learner.encode() in before and pseudonym.encode() in before and MESSAGE.encode() in before
+
+    r = client.delete(f"/v1/learners/{learner}", headers=auth("gdn"))  # a guardian exercises the right
+    assert r.status_code == 200, r.text
+    receipt = r.json()
+    assert receipt["status"] == "completed" and receipt["unlinkable"]
+    assert receipt["erased"] == ["relations", "vault", "memory"]
+
+    after = disk_bytes(tmp_path)
+    for trace in (learner, *PII.values(), MESSAGE, "Bartholomew"):
+        assert trace.encode() not in after, f"{trace!r} is still on disk"
+    # the pseudonymous rows stay (analytics, audit) but nothing can join them to the learner any more
+    events = read_events(tmp_path / "events")
+    assert pseudonym in set(events["learner"]) and pseudonym.encode() in after
+    assert pseudonym not in {TEST_PSEUDONYMS.pseudonym("acme", learner, version=v) for v in TEST_PSEUDONYMS.versions}
+    for path in (f"/v1/learners/{learner}", f"/v1/learners/{learner}/export"):
+        assert client.get(path, headers=auth("adm")).status_code == 404
+    assert client.post("/v1/tutor/turns", json=turn(learner), headers=auth()).status_code == 404  # never comes back
+    assert client.get("/v1/guardians/gdn", headers=auth("adm")).json()["learners"] == []
+    repeat = client.delete(f"/v1/learners/{learner}", headers=auth("adm"))
+    assert repeat.status_code == 200 and repeat.json()["receipt_id"] == receipt["receipt_id"]
+    kept = client.get(f"/v1/learners/{bystander}/export", headers=auth("adm")).json()
+    assert kept["registration"]["profile"]["display_name"] == "Kept Person" and kept["memory"]["recent"]
+    erase_record = client.get("/v1/learners/" + bystander + "/audit", headers=auth("adm")).json()["records"]
+    assert all(rec["subject"] != pseudonym for rec in erase_record)
+
+
+def test_with_registration_required_only_registered_learners_exist(tmp_path: Path) -> None:
+    with TestClient(build_fastapi(services_for(settings_for(tmp_path, "required")))) as client:
+        refused = client.post("/v1/tutor/turns", json=turn("pquenby@example.net"), headers=auth())
+        assert refused.status_code == 404 and refused.json()["error"]["field"] == "learner_id"
+        learner = register(client)
+        assert client.post("/v1/tutor/turns", json=turn(learner), headers=auth()).status_code == 200
+        assert b"pquenby@example.net" not in disk_bytes(tmp_path)
+
+
+_CRASH = """
+import os, signal, sys, asyncio
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from fastapi.testclient import TestClient
+from tests.unit.turns.test_rights import settings_for, services_for, register, turn, auth
+from tutor_cluster.api.app import build_fastapi
+from tutor_cluster.identity import Principal
+from tutor_cluster.turns.rights import LearnerRights
+
+tmp = Path({tmp!r})
+services = services_for(settings_for(tmp))
+with TestClient(build_fastapi(services)) as client:
+    learner = register(client)
+    assert client.post("/v1/tutor/turns", json=turn(learner), headers=auth()).status_code == 200
+    assert client.put(f"/v1/classes/c7/learners/{{learner}}", headers=auth("adm")).status_code == 200
+print(learner, flush=True)
+
+def die(step):
+    if step == {step!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+rights = LearnerRights(services.learners, services.learners.vault, services.relations, after_step=die)
+admin = Principal(key_id="adm", tenant="acme", role="institution_admin", scopes=frozenset({{"tutor"}}))
+asyncio.run(rights.erase(admin, learner))
+print("not killed", flush=True)
+"""
+
+
+@pytest.mark.parametrize("step", ["blocked", "audit", "vault"])
+def test_an_erasure_killed_half_way_completes_when_the_service_restarts(tmp_path: Path, step: str) -> None:
+    """SIGKILL right after a step was recorded; a fresh service over the same files finishes the job at start
+    (no request needed), and a repeat DELETE returns the receipt."""
+    script = _CRASH.format(root=str(ROOT), tmp=str(tmp_path), step=step)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
+                          cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    learner = proc.stdout.split()[0]
+    assert len(Vault(tmp_path / "vault.db", TEST_KEKS).pending_erasures()) == 1
+    with TestClient(build_fastapi(services_for(settings_for(tmp_path)))) as client:
+        deadline = time.monotonic() + 60
+        while Vault(tmp_path / "vault.db", TEST_KEKS).pending_erasures() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert Vault(tmp_path / "vault.db", TEST_KEKS).pending_erasures() == []
+        r = client.delete(f"/v1/learners/{learner}", headers=auth("adm"))
+        assert r.status_code == 200 and r.json()["erased"] == ["relations", "vault", "memory"], r.text
+        assert client.get(f"/v1/learners/{learner}", headers=auth("adm")).status_code == 404
+        assert client.get("/v1/classes/c7", headers=auth("adm")).json()["learners"] == []
+    after = disk_bytes(tmp_path)
+    for trace in (learner, *PII.values(), MESSAGE):
+        assert trace.encode() not in after, f"{trace!r} is still on disk"
