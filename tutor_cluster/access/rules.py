@@ -31,6 +31,11 @@ RULES: dict[str, RouteRule] = {
         frozenset({"learner", "guardian", "institution_admin", "platform_admin"}), True,
         "who accessed a learner's data, when and why (FERPA §99.32)"),
     "POST /v1/learners": RouteRule(TENANT_WIDE, False, "register a learner: personal data into the region's vault"),
+    "GET /v1/learners/{learner_id}/consent": RouteRule(
+        frozenset({"learner", "guardian", *TENANT_WIDE}), True, "a learner's consent scopes and their history"),
+    "PUT /v1/learners/{learner_id}/consent": RouteRule(
+        frozenset({"learner", "guardian", "institution_admin"}), True,
+        "grant or revoke consent scopes (below the consent age: a guardian or the school)"),
     "GET /v1/learners/{learner_id}/export": RouteRule(
         frozenset({"learner", "guardian", "institution_admin", "platform_admin"}), True,
         "everything kept about a learner, as one JSON document (GDPR Art. 20)"),

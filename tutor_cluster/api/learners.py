@@ -6,21 +6,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from tutor_cluster.api.authz import allow
-from tutor_cluster.api.protocol import (
-    ERRORS,
-    ID_PATTERN,
-    AuditRecord,
-    AuditTrail,
-    ErasureReceipt,
-    LearnerExport,
-    LearnerView,
-    Registered,
-    Registration,
-)
+from tutor_cluster.api.protocol import ERRORS, ID_PATTERN, AuditRecord, AuditTrail, LearnerView
 from tutor_cluster.learner.context import Preferences
 from tutor_cluster.learner.policies import Recommendation
 from tutor_cluster.turns.learners import LearnerService
 from tutor_cluster.turns.rights import LearnerRights
+from tutor_cluster.turns.rights_types import (  # the HTTP shapes of the rights routes, as the service has them
+    ConsentChange,
+    ConsentView,
+    ErasureReceipt,
+    LearnerExport,
+    Registered,
+    Registration,
+)
 
 
 def routes(learners: LearnerService, rights: LearnerRights | None) -> APIRouter:
@@ -38,6 +36,20 @@ def routes(learners: LearnerService, rights: LearnerRights | None) -> APIRouter:
             registered, created = await rights.register(http.state.principal, body, idempotency_key)
             response.status_code = 201 if created else 200
             return registered
+
+        @router.get("/{learner_id}/consent", response_model=ConsentView, responses=ERRORS,
+                    dependencies=[allow("GET /v1/learners/{learner_id}/consent")])
+        async def consent(http: Request, learner_id: str = learner_id_path) -> ConsentView:
+            """The consent scopes in force (tutoring, analytics, model_improvement) and every decision recorded."""
+            return await rights.consent(http.state.principal, learner_id)
+
+        @router.put("/{learner_id}/consent", response_model=ConsentView, responses=ERRORS,
+                    dependencies=[allow("PUT /v1/learners/{learner_id}/consent")])
+        async def change_consent(body: ConsentChange, http: Request, learner_id: str = learner_id_path
+                                 ) -> ConsentView:
+            """Grant or revoke scopes. Below the consent age only a linked guardian (with how their consent was
+            verified) or the school (`school_authorization`) may; older learners decide their own."""
+            return await rights.change_consent(http.state.principal, learner_id, body)
 
         @router.get("/{learner_id}/export", response_model=LearnerExport, responses=ERRORS,
                     dependencies=[allow("GET /v1/learners/{learner_id}/export")])

@@ -13,22 +13,17 @@ from tutor_cluster.turns.types import (
     AuditTrail,
     Citation,
     Cost,
-    ErasureReceipt,
-    LearnerExport,
     LearnerView,
     MasteryChange,
     MemoryReceipt,
-    Registered,
-    Registration,
     SkillView,
     TurnRequest,
     TurnResult,
     Usage,
 )
 
-__all__ = ["AuditRecord", "AuditTrail", "Citation", "Cost", "ErasureReceipt", "LearnerExport", "LearnerView",
-           "MasteryChange", "MemoryReceipt", "Registered", "Registration", "SkillView", "TurnRequest",
-           "TurnResponse", "Usage"]
+__all__ = ["AuditRecord", "AuditTrail", "Citation", "Cost", "LearnerView", "MasteryChange", "MemoryReceipt",
+           "SkillView", "TurnRequest", "TurnResponse", "Usage"]
 
 TurnResponse = TurnResult  # the HTTP response of POST /v1/tutor/turns is the turn service's result as is
 #: Prefix of a validation message for a documented parameter we cannot honour (e.g. ``n`` > 1, ``tools``);

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tutor_cluster import constants
 
+#: What a learner (or their guardian) consents to, each separately and revocably.
+ConsentScope = Literal["tutoring", "analytics", "model_improvement"]
+CONSENT_SCOPES: tuple[ConsentScope, ...] = ("tutoring", "analytics", "model_improvement")
+
 
 class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,6 +37,16 @@ class PrivacyConfig(BaseModel):
         "'required': only learners registered through POST /v1/learners (opaque ids, personal data in the vault) "
         "exist; any other id is 404 on every learner route and turn. 'optional' (the local default): a learner id "
         "the client chose is also accepted and stored as given — never send e-mail addresses or names as ids."))
+    consent_age: int = Field(default=13, ge=13, le=16, description=(
+        "Below this age a guardian must consent (PUT /v1/learners/{id}/consent) before anything is stored about a "
+        "learner, anything reaches a model or any event is written (COPPA: 13; GDPR Art. 8: 13-16 by member "
+        "state). With only an age band, a band that starts below it counts as below. Per region: planned."))
+    default_scopes: list[ConsentScope] = Field(
+        default_factory=lambda: ["tutoring", "analytics"], description=(
+            "Consent scopes a learner at or above consent_age has from registration (each revocable through the "
+            "consent route); a younger learner has none until a guardian grants them. tutoring: turns and "
+            "learner memory; analytics: interaction events; model_improvement: routing-training features in "
+            "the spend ledger (and evaluation rows, when evaluation exists)."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
         "machine). None: ~/.cache/tutor-cluster/vault.db. A Redis/SQL vault per region is planned."))

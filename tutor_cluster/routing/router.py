@@ -230,7 +230,8 @@ class RouterCore:
             "class_id": request.class_id, "learner": request.learner_ref, "model": answered.name,
             "tier": answered.tier, "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost,
             "currency": self._catalogue.currency, "policy": self._config.policy, "reason": decision.reason,
-            "small_ok": small_ok, "features": decision.features.model_dump() if decision.features else {},
+            "small_ok": small_ok if request.training else None,
+            "features": decision.features.model_dump() if decision.features and request.training else {},
         }
         try:
             self._ledger.record(entry)

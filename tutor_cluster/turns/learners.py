@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from tutor_cluster.access.policy import Access
 from tutor_cluster.audit.log import AuditLog
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.signals import EdgeResult
-from tutor_cluster.errors import InvalidInput, NotFound, TutorError, Unavailable
+from tutor_cluster.errors import Forbidden, InvalidInput, NotFound, TutorError, Unavailable
 from tutor_cluster.identity import Principal, learner_key
 from tutor_cluster.learner import policies as learner_policies
 from tutor_cluster.learner.context import (
@@ -48,12 +49,23 @@ class LearnerRef:
     pseudonym: str  # under the current secret (and the learner's own key when registered)
     subjects: tuple[str, ...]  # the pseudonym under every secret version (to find older rows)
     entry: VaultEntry | None  # registered: their key material (never their personal data)
+    scopes: frozenset[str] = frozenset()  # the consent scopes in force (privacy.default_scopes, grants, revocations)
+    minor: bool = False  # below privacy.consent_age: only a guardian grants scopes
+
+    def require(self, scope: str) -> None:
+        """:class:`Forbidden` (403 ``consent_required``) unless the learner's consent covers ``scope``."""
+        if scope not in self.scopes:
+            who = "a guardian has" if self.minor else "the learner has"
+            raise Forbidden(f"no consent for {scope!r}: nothing was stored or sent; {who} to grant it "
+                            "(PUT /v1/learners/{id}/consent)", code="consent_required", field="learner_id")
 
 
 class LearnerService:
     def __init__(self, settings: Settings, memory: LearnerMemory, access: Access | None = None,
-                 audit: AuditLog | None = None, *, pseudonyms: PseudonymKeys, vault: Vault | None = None) -> None:
+                 audit: AuditLog | None = None, *, pseudonyms: PseudonymKeys, vault: Vault | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock
         self._memory = memory
         self._access = access or Access(None)
         self._audit = audit
@@ -92,7 +104,8 @@ class LearnerService:
         await self._access.check_learner(principal, learner_id)
         tenant = principal.tenant
         key = learner_key(tenant, learner_id)
-        entry = await asyncio.to_thread(self.vault.entry, tenant, learner_id) if self.vault is not None else None
+        entry, consents = (await asyncio.to_thread(self.vault.lookup, tenant, learner_id) if self.vault is not None
+                           else (None, {}))
         if entry is not None and entry.erasing or entry is None and (
                 self.settings.privacy.registration == "required" or learner_id.startswith(ID_PREFIX)):
             # (an id of the registration's form is the vault's alone: once erased it never comes back)
@@ -100,7 +113,18 @@ class LearnerService:
         material = entry.learner_key if entry else None
         subjects = tuple(self.pseudonyms.pseudonym(tenant, learner_id, version=v, learner_key=material)
                          for v in self.pseudonyms.versions)
-        return LearnerRef(tenant, learner_id, key, subjects[0], subjects, entry)
+        minor, scopes = self.consent_of(entry, consents)
+        return LearnerRef(tenant, learner_id, key, subjects[0], subjects, entry, scopes, minor)
+
+    def consent_of(self, entry: VaultEntry | None, consents: dict[str, bool]) -> tuple[bool, frozenset[str]]:
+        """(minor, scopes in force): a learner below ``privacy.consent_age`` starts with none, anyone else with
+        ``privacy.default_scopes`` (an unregistered learner too: their age is unknown); recorded grants and
+        revocations apply on top, the latest per scope."""
+        minor = entry is not None and self.clock() < entry.minor_until
+        scopes = set() if minor else set(self.settings.privacy.default_scopes)
+        for scope, granted in consents.items():
+            (scopes.add if granted else scopes.discard)(scope)
+        return minor, frozenset(scopes)
 
     async def _known_learner(self, principal: Principal, learner_id: str) -> tuple[LearnerRef, LearnerContext]:
         ref = await self.resolve(principal, learner_id)
@@ -167,8 +191,11 @@ class LearnerService:
 
     async def set_preferences(self, principal: Principal, learner_id: str, prefs: Preferences,
                               key: str | None) -> LearnerView:
-        ref, _ = await self._known_learner(principal, learner_id)  # one access check for the read and the write
+        ref = await self.resolve(principal, learner_id)  # one access check for the read and the write
+        ref.require("tutoring")
         memory_key = ref.key
+        if ref.entry is None:  # a registered learner may set preferences before a first turn; others must exist
+            await self._known(memory_key, learner_id)
         # preference keys have their own namespace: an Idempotency-Key equal to some turn_id is another write
         turn_id = f"prefs:{key}" if key else f"prefs:{uuid.uuid4().hex}"
         body = hashlib.sha256(prefs.model_dump_json(exclude_unset=True).encode()).hexdigest()[:16]

@@ -33,11 +33,13 @@ class TurnRecorder:
 
     def turn(self, r: TurnResult, after: LearnerContext | None, done: DoneEvent | None = None, *,
              body: TurnRequest, learner: LearnerRef) -> None:
-        """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and its analytics event
-        (pseudonymous learner and session)."""
+        """Metrics of one tutoring turn (labels: tier, model, skill — no learner ids) and, with the learner's
+        ``analytics`` consent, its analytics event (pseudonymous learner and session)."""
         self._metrics_of(r, after, done)
         change = r.mastery
         state = after.skills.get(r.skill) if after and r.skill else None
+        if "analytics" not in learner.scopes:  # the learner (or their guardian) did not consent to analytics
+            return
         tenant = learner.tenant
         self.events.add({
             "at": time.time(), "turn_id": r.turn_id, "tenant": tenant, "learner": learner.pseudonym,

@@ -1,5 +1,5 @@
-"""A learner's data rights, without HTTP: registration into the region's vault, export of everything kept about
-them (GDPR Art. 20), and erasure (Art. 17) as a durable, resumable job.
+"""A learner's data rights, without HTTP: registration into the region's vault, consent (COPPA, GDPR Art. 8),
+export of everything kept about them (GDPR Art. 20), and erasure (Art. 17) as a durable, resumable job.
 
 Erasure, step by step (each recorded in the vault before the next, so a crash resumes where it stopped):
 
@@ -22,12 +22,24 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from tutor_cluster.access.relations import CLASS_LEARNERS, GUARDIAN_LEARNERS, Relations
-from tutor_cluster.errors import InvalidInput, NotFound
+from tutor_cluster.config.privacy import CONSENT_SCOPES
+from tutor_cluster.errors import Forbidden, InvalidInput, NotFound
 from tutor_cluster.identity import Principal, learner_key
-from tutor_cluster.turns.learners import LearnerService
-from tutor_cluster.turns.types import AgeBand, AuditRecord, ErasureReceipt, LearnerExport, Registered, Registration
+from tutor_cluster.turns.learners import LearnerRef, LearnerService
+from tutor_cluster.turns.rights_types import (
+    AgeBand,
+    ConsentChange,
+    ConsentRecord,
+    ConsentView,
+    ErasureReceipt,
+    LearnerExport,
+    Registered,
+    Registration,
+)
+from tutor_cluster.turns.types import AuditRecord
 from tutor_cluster.vault.store import ErasureJob, RegistrationConflict, Vault
 
 #: Erasure steps, in order.
@@ -35,9 +47,28 @@ STEPS = ("blocked", "relations", "audit", "vault", "memory")
 ROUTE_ERASE = "DELETE /v1/learners/{learner_id}"
 
 
+#: The youngest age of each band (with only a band, a learner counts as that age for consent).
+BAND_FLOOR: dict[str, int] = {"under_13": 0, "13_15": 13, "16_17": 16, "adult": 18}
+#: Who may record consent decisions, and how.
+GUARDIAN_METHODS = frozenset({"signed_form", "credit_card", "phone_or_video_call", "government_id",
+                              "knowledge_based"})
+
+
 def age_band(birth: dt.date, today: dt.date) -> AgeBand:
     age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
     return "under_13" if age < 13 else "13_15" if age < 16 else "16_17" if age < 18 else "adult"
+
+
+def minor_until(birth: dt.date | None, band: str, consent_age: int) -> float:
+    """Unix time from which the learner no longer needs a guardian's consent: their ``consent_age`` birthday;
+    0 when they never did; infinity when only a band below the age is known."""
+    if birth is None:
+        return 0.0 if BAND_FLOOR[band] >= consent_age else float("inf")
+    try:
+        day = birth.replace(year=birth.year + consent_age)
+    except ValueError:  # 29 February
+        day = dt.date(birth.year + consent_age, 3, 1)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp()
 
 
 class LearnerRights:
@@ -73,36 +104,83 @@ class LearnerRights:
                                "send one of them", field="age_band")
         profile = {**body.model_dump(mode="json", exclude_none=True), "age_band": band, "home_region": region}
         request = (idempotency_key, body.model_dump_json()) if idempotency_key else None
+        until = minor_until(body.birth_date, band, self._learners.settings.privacy.consent_age)
         try:
             learner_id, created_at, created = await asyncio.to_thread(
-                self._vault.register, principal.tenant, region, profile, request=request)
+                self._vault.register, principal.tenant, region, profile, minor_until=until, request=request)
         except RegistrationConflict:
             raise InvalidInput(f"Idempotency-Key {idempotency_key!r} was used before with another body; send a new "
                                "key for a new learner", field="Idempotency-Key", code="idempotency_key_reused") from None
+        ref = await self._learners.resolve(principal, learner_id)
         if created:
-            ref = await self._learners.resolve(principal, learner_id)
             await self._learners.audited(principal, ref, action="register", resource="personal data",
                                          route="POST /v1/learners")
-        return Registered(learner_id=learner_id, region=region, age_band=band, created_at=created_at), created
+        return Registered(learner_id=learner_id, region=region, age_band=band, created_at=created_at,
+                          consent_required=ref.minor), created
+
+    # --- consent ----------------------------------------------------------------------------------------------
+
+    async def _existing(self, principal: Principal, learner_id: str) -> tuple[LearnerRef, Any]:
+        """The learner and their memory (None before a first turn), if they exist: registered, or with memory."""
+        ref = await self._learners.resolve(principal, learner_id)
+        ctx = await self._learners.context(ref)
+        if ref.entry is None and ctx is None:
+            raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+        return ref, ctx
+
+    def _consent_view(self, ref: LearnerRef, history: list[dict[str, Any]]) -> ConsentView:
+        return ConsentView(minor=ref.minor, scopes={s: s in ref.scopes for s in CONSENT_SCOPES},
+                           records=[ConsentRecord.model_validate(r) for r in history])
+
+    async def consent(self, principal: Principal, learner_id: str) -> ConsentView:
+        ref, _ = await self._existing(principal, learner_id)
+        history = await asyncio.to_thread(self._vault.consent_history, ref.tenant, learner_id)
+        return self._consent_view(ref, history)
+
+    async def change_consent(self, principal: Principal, learner_id: str, change: ConsentChange) -> ConsentView:
+        """Record grants and revocations. A minor's scopes are a guardian's (a verifiable ``method``) or the
+        school's (``school_authorization``, by an institution admin) to decide; an older learner decides their
+        own (``self``) and a guardian may still record theirs."""
+        ref, _ = await self._existing(principal, learner_id)
+        role, method = principal.role, change.method
+        if role == "learner":
+            if ref.minor:
+                raise Forbidden("a learner below the consent age cannot consent: a guardian must "
+                                f"(privacy.consent_age {self._learners.settings.privacy.consent_age})",
+                                code="guardian_consent_required", field="scopes")
+            method = method or "self"
+            if method != "self":
+                raise InvalidInput("a learner consents for themselves: method 'self' (or none)", field="method")
+        elif role == "guardian" and method not in GUARDIAN_METHODS:
+            raise InvalidInput(f"a guardian's consent needs how it was verified: method one of "
+                               f"{', '.join(sorted(GUARDIAN_METHODS))}", field="method")
+        elif role == "institution_admin" and method != "school_authorization":
+            raise InvalidInput("an institution consents for the educational context: method 'school_authorization'",
+                               field="method")
+        now = self._clock()
+        decisions = [{"scope": scope, "granted": granted, "actor": principal.key_id, "role": role,
+                      "method": method, "at": now} for scope, granted in change.scopes.items()]
+        await asyncio.to_thread(self._vault.record_consent, ref.tenant, learner_id, decisions)
+        await self._learners.audited(principal, ref, action="write", resource="consent",
+                                     route="PUT /v1/learners/{learner_id}/consent")
+        return await self.consent(principal, learner_id)
 
     # --- export -----------------------------------------------------------------------------------------------
 
     async def export(self, principal: Principal, learner_id: str) -> LearnerExport:
         """Everything kept about the learner: vault, memory, audit records about them."""
-        ref = await self._learners.resolve(principal, learner_id)
-        ctx = await self._learners.context(ref)
-        if ref.entry is None and ctx is None:
-            raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+        ref, ctx = await self._existing(principal, learner_id)
         registration = None
         if ref.entry is not None:
             profile = await asyncio.to_thread(self._vault.profile, ref.entry)
             registration = {"region": ref.entry.region, "created_at": ref.entry.created_at, "profile": profile}
+        history = await asyncio.to_thread(self._vault.consent_history, ref.tenant, learner_id)
         audit = await self._learners.audit_records(ref, 100_000)
         await self._learners.audited(principal, ref, action="export", resource="all learner data",
                                      route="GET /v1/learners/{learner_id}/export")
         return LearnerExport(
             exported_at=self._clock(), tenant=ref.tenant, learner_id=learner_id, pseudonym=ref.pseudonym,
-            registration=registration, memory=self._learners.learner_view(ctx) if ctx else None,
+            registration=registration, consent=self._consent_view(ref, history), memory=self._learners.learner_view(ctx) if ctx else None,
             audit=[AuditRecord.model_validate(r) for r in audit])
 
     # --- erasure ----------------------------------------------------------------------------------------------

@@ -114,6 +114,7 @@ class TurnService:
         t0 = t.clock()
         turn_id = body.idempotency_key() or uuid.uuid4().hex
         ref = await t.learners.resolve(principal, body.learner_id)  # may this caller touch this learner? (else 404)
+        ref.require("tutoring")  # no consent: nothing analysed, stored, sent to a model or recorded
         edge, edge_ms = await t.analyse(body.message, body.exercise_id, language=body.language)
         t_mem = t.clock()
         # the memory write and its audit record go together (both durable before any reply), not one after the other
@@ -201,7 +202,8 @@ class TurnService:
                           requires_function=exercise.requires_function) if exercise else None
         return CoreRequest(request_id=request_id, messages=messages, signals=edge.signals,
                            learner=t.learners.features(after, edge.signals.skill), verify=spec,
-                           tenant=ref.tenant, class_id=body.class_id, learner_ref=ref.pseudonym)
+                           tenant=ref.tenant, class_id=body.class_id, learner_ref=ref.pseudonym,
+                           training="model_improvement" in ref.scopes)
 
     def _model_result(self, turn_id: str, edge: EdgeResult, route: RouteEvent, done: DoneEvent, text: str,
                       latency: dict[str, float | None], t0: float) -> TurnResult:

@@ -6,6 +6,7 @@ Deleted rows are overwritten (``secure_delete``) and the write-ahead log is trun
 learner's sealed key does not linger in free pages. A Redis/SQL vault per region is planned.
 """
 
+# size: one store's tables (tenant keys, learners, consents, registrations, erasure jobs) share a connection and lock
 from __future__ import annotations
 
 import base64
@@ -26,7 +27,10 @@ _SCHEMA = (
     "wrapped BLOB NOT NULL, created_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS learners (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, region TEXT NOT NULL, "
     "created_at REAL NOT NULL, erasing INTEGER NOT NULL DEFAULT 0, learner_key BLOB NOT NULL, "
-    "profile BLOB NOT NULL, PRIMARY KEY (tenant, learner_id))",
+    "profile BLOB NOT NULL, minor_until BLOB NOT NULL, PRIMARY KEY (tenant, learner_id))",
+    # consent history: the latest record per scope is in force
+    "CREATE TABLE IF NOT EXISTS consents (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "record TEXT NOT NULL, PRIMARY KEY (tenant, learner_id, seq))",
     "CREATE TABLE IF NOT EXISTS registrations (tenant TEXT NOT NULL, request TEXT NOT NULL, "
     "learner_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant, request))",
     "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, ref TEXT NOT NULL, learner BLOB, "
@@ -47,7 +51,8 @@ class RegistrationConflict(ValueError):
 
 @dataclass(frozen=True)
 class VaultEntry:
-    """A registered learner as the services see them: never their personal data, only their key material."""
+    """A registered learner as the services see them: never their personal data — their key material, until
+    when a guardian must consent for them, and the consents in force."""
 
     tenant: str
     learner_id: str
@@ -55,6 +60,8 @@ class VaultEntry:
     created_at: float
     learner_key: bytes
     erasing: bool
+    minor_until: float  # Unix time from which no guardian consent is needed (0: never needed; inf: until told)
+    consents: dict[str, bool]  # scope → the latest decision recorded
 
 
 @dataclass(frozen=True)
@@ -119,11 +126,12 @@ class Vault:
 
     # --- learners ---------------------------------------------------------------------------------------------
 
-    def register(self, tenant: str, region: str, profile: dict[str, Any], *,
+    def register(self, tenant: str, region: str, profile: dict[str, Any], *, minor_until: float = 0.0,
                  request: tuple[str, str] | None = None) -> tuple[str, float, bool]:
-        """Store a new learner's personal data; returns (learner id, created at, created). ``request``: an
-        idempotency key and the body's hash: the same key again returns the same learner
-        (:class:`RegistrationConflict` with another body)."""
+        """Store a new learner's personal data; returns (learner id, created at, created). ``minor_until``: until
+        when a guardian must consent (sealed: it tells the birth date). ``request``: an idempotency key and the
+        body's hash: the same key again returns the same learner (:class:`RegistrationConflict` with another
+        body)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -142,8 +150,10 @@ class Vault:
                 sealed_key = seal(dek, learner_key, context("learner-key", tenant, learner_id))
                 sealed = seal(learner_key, json.dumps(profile, sort_keys=True).encode(),
                               context("profile", tenant, learner_id))
-                self._db.execute("INSERT INTO learners (tenant, learner_id, region, created_at, learner_key, profile) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", (tenant, learner_id, region, now, sealed_key, sealed))
+                minor = seal(dek, repr(minor_until).encode(), context("minor-until", tenant, learner_id))
+                self._db.execute("INSERT INTO learners (tenant, learner_id, region, created_at, learner_key, profile, "
+                                 "minor_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (tenant, learner_id, region, now, sealed_key, sealed, minor))
                 if request is not None:
                     self._db.execute("INSERT INTO registrations (tenant, request, learner_id, body) "
                                      "VALUES (?, ?, ?, ?)", (tenant, request[0], learner_id, request[1]))
@@ -155,15 +165,56 @@ class Vault:
         return learner_id, now, True
 
     def entry(self, tenant: str, learner_id: str) -> VaultEntry | None:
-        """The registered learner's key material, or None when the vault has no such learner."""
+        """The registered learner's key material and consents, or None when the vault has no such learner."""
         with self._lock:
-            row = self._db.execute("SELECT region, created_at, erasing, learner_key FROM learners "
+            row = self._db.execute("SELECT region, created_at, erasing, learner_key, minor_until FROM learners "
                                    "WHERE tenant = ? AND learner_id = ?", (tenant, learner_id)).fetchone()
             if row is None:
                 return None
             dek = self._data_key(tenant)
+            consents = self._consents(tenant, learner_id)
         key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
-        return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]))
+        minor_until = float(unseal(dek, row[4], context("minor-until", tenant, learner_id)))
+        return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]), minor_until, consents)
+
+    def _consents(self, tenant: str, learner_id: str) -> dict[str, bool]:
+        consents: dict[str, bool] = {}
+        for (record,) in self._db.execute("SELECT record FROM consents WHERE tenant = ? AND learner_id = ? "
+                                          "ORDER BY seq", (tenant, learner_id)):
+            decision = json.loads(record)
+            consents[decision["scope"]] = decision["granted"]
+        return consents
+
+    def lookup(self, tenant: str, learner_id: str) -> tuple[VaultEntry | None, dict[str, bool]]:
+        """The learner's entry (None: not registered) and the consent decisions in force — recorded for a
+        learner with a client-chosen id too (registration 'optional')."""
+        entry = self.entry(tenant, learner_id)
+        if entry is not None:
+            return entry, entry.consents
+        with self._lock:
+            return None, self._consents(tenant, learner_id)
+
+    def record_consent(self, tenant: str, learner_id: str, decisions: list[dict[str, Any]]) -> None:
+        """Append consent decisions (each ``{scope, granted, ...who, how, when}``) in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (last,) = self._db.execute("SELECT coalesce(max(seq), 0) FROM consents WHERE tenant = ? AND "
+                                           "learner_id = ?", (tenant, learner_id)).fetchone()
+                for n, decision in enumerate(decisions, last + 1):
+                    self._db.execute("INSERT INTO consents (tenant, learner_id, seq, record) VALUES (?, ?, ?, ?)",
+                                     (tenant, learner_id, n, json.dumps(decision, sort_keys=True)))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def consent_history(self, tenant: str, learner_id: str) -> list[dict[str, Any]]:
+        """Every consent decision about the learner, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM consents WHERE tenant = ? AND learner_id = ? ORDER BY seq",
+                                    (tenant, learner_id)).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def profile(self, entry: VaultEntry) -> dict[str, Any]:
         """The learner's personal data, decrypted."""
@@ -180,7 +231,7 @@ class Vault:
             self._db.execute("UPDATE learners SET erasing = 1 WHERE tenant = ? AND learner_id = ?", (tenant, learner_id))
 
     def shred(self, tenant: str, learner_id: str) -> bool:
-        """Delete the learner's personal data and key (overwritten on disk; the WAL truncated). True when there
+        """Delete the learner's personal data, key and consent records (overwritten on disk; the WAL truncated). True when there
         was something to delete."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -188,6 +239,7 @@ class Vault:
                 n = self._db.execute("DELETE FROM learners WHERE tenant = ? AND learner_id = ?",
                                      (tenant, learner_id)).rowcount
                 self._db.execute("DELETE FROM registrations WHERE tenant = ? AND learner_id = ?", (tenant, learner_id))
+                self._db.execute("DELETE FROM consents WHERE tenant = ? AND learner_id = ?", (tenant, learner_id))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -87,14 +87,19 @@ def _may_touch(role: str, target: str, rule: str) -> bool:
     return role in TENANT_WIDE or (role in ("learner", "guardian", "teacher") and target == OWN)
 
 
-LEARNER_ROUTES = {  # the turn last: it may start a learner of the caller's tenant under a foreign id
-    "GET /v1/learners/{learner_id}": lambda t: ("GET", f"/v1/learners/{t}", None),
-    "PATCH /v1/learners/{learner_id}/preferences": lambda t: ("PATCH", f"/v1/learners/{t}/preferences",
-                                                              {"pace": "slow"}),
-    "GET /v1/learners/{learner_id}/next-exercise": lambda t: ("GET", f"/v1/learners/{t}/next-exercise", None),
-    "GET /v1/learners/{learner_id}/audit": lambda t: ("GET", f"/v1/learners/{t}/audit", None),
-    "GET /v1/learners/{learner_id}/export": lambda t: ("GET", f"/v1/learners/{t}/export", None),
-    "POST /v1/tutor/turns": lambda t: ("POST", "/v1/tutor/turns", _answer(t)),
+#: How each role that may record consent says it was given.
+CONSENT_METHOD = {"learner": "self", "guardian": "signed_form", "institution_admin": "school_authorization"}
+LEARNER_ROUTES = {  # (target, caller's role) → request; the turn last: it may start a learner under a foreign id
+    "GET /v1/learners/{learner_id}": lambda t, _: ("GET", f"/v1/learners/{t}", None),
+    "PATCH /v1/learners/{learner_id}/preferences": lambda t, _: ("PATCH", f"/v1/learners/{t}/preferences",
+                                                                 {"pace": "slow"}),
+    "GET /v1/learners/{learner_id}/next-exercise": lambda t, _: ("GET", f"/v1/learners/{t}/next-exercise", None),
+    "GET /v1/learners/{learner_id}/audit": lambda t, _: ("GET", f"/v1/learners/{t}/audit", None),
+    "GET /v1/learners/{learner_id}/export": lambda t, _: ("GET", f"/v1/learners/{t}/export", None),
+    "GET /v1/learners/{learner_id}/consent": lambda t, _: ("GET", f"/v1/learners/{t}/consent", None),
+    "PUT /v1/learners/{learner_id}/consent": lambda t, role: ("PUT", f"/v1/learners/{t}/consent", {
+        "scopes": {"model_improvement": True}, "method": CONSENT_METHOD.get(role)}),
+    "POST /v1/tutor/turns": lambda t, _: ("POST", "/v1/tutor/turns", _answer(t)),
 }
 OTHER_ROUTES = {  # (request, status when allowed)
     "POST /v1/learners": (("POST", "/v1/learners", {"display_name": "Ada", "age_band": "adult"}), 201),
@@ -129,7 +134,7 @@ def test_the_matrix_holds_cell_by_cell(app: TestClient) -> None:
     for role in ROLES:
         for target in (OWN, OTHER, _foreign(role)):
             for rule, build in LEARNER_ROUTES.items():
-                method, path, body = build(target)
+                method, path, body = build(target, role)
                 got = app.request(method, path, json=body, headers=_auth(role)).status_code
                 want = 403 if role not in RULES[rule].roles else 200 if _may_touch(role, target, rule) else 404
                 cells += 1

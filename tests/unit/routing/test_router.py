@@ -175,6 +175,15 @@ def test_every_answer_is_in_the_spend_ledger(tmp_path: Path) -> None:
     assert entry["features"]["complexity"] == 0.3
 
 
+def test_without_model_improvement_consent_the_ledger_keeps_the_spend_but_no_training_row(tmp_path: Path) -> None:
+    router, _ = _two_engines(tmp_path, _Answers("The answer is 2/6."), _Answers("Quarters!"), policy="cascade")
+    request = _math_turn("explain").model_copy(update={"tenant": "acme", "learner_ref": "p-9", "training": False})
+    done = _run(router, request)[-1]
+    (entry,) = router._ledger.entries()
+    assert entry["cost"] == done.cost and entry["learner"] == "p-9"  # the spend is accounted
+    assert entry["features"] == {} and entry["small_ok"] is None  # nothing the learned policy could train on
+
+
 class _EndsEarly(_Answers):
     """A stand-in engine whose stream ends without a finish reason (what a dying engine process produced)."""
 

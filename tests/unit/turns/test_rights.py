@@ -66,6 +66,20 @@ def register(client: TestClient, body: dict[str, Any] | None = None, **headers: 
     return r.json()["learner_id"]
 
 
+def consent(client: TestClient, learner: str, scopes: dict[str, bool] | None = None) -> dict[str, Any]:
+    """The guardian (linked first) consents for the child, verified by a signed form."""
+    assert client.put(f"/v1/guardians/gdn/learners/{learner}", headers=auth("adm")).status_code == 200
+    r = client.put(f"/v1/learners/{learner}/consent", headers=auth("gdn"), json={
+        "scopes": scopes or {"tutoring": True, "analytics": True}, "method": "signed_form"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def events_of(tmp: Path, pseudonym: str) -> int:
+    path = tmp / "events"
+    return int((read_events(path)["learner"] == pseudonym).sum()) if path.exists() and any(path.rglob("*.parquet")) else 0
+
+
 def disk_bytes(tmp: Path) -> bytes:
     """Every byte the service left under ``tmp``: stores, write-ahead logs, Parquet files."""
     return b"".join(p.read_bytes() for p in sorted(tmp.rglob("*")) if p.is_file())
@@ -108,6 +122,7 @@ def test_registration_gives_an_opaque_id_retries_are_one_learner_and_only_manage
 def test_export_holds_everything_about_the_learner_and_nothing_of_another(client: TestClient) -> None:
     mine = register(client)
     theirs = register(client, {"display_name": "Theodora Vex", "email": "t.vex@example.com", "age_band": "adult"})
+    consent(client, mine)
     for learner, message in ((mine, MESSAGE), (theirs, "2/6 says Theodora")):
         assert client.post("/v1/tutor/turns", json=turn(learner, message), headers=auth()).status_code == 200
     assert client.patch(f"/v1/learners/{mine}/preferences", json={"pace": "slow"}, headers=auth()).status_code == 200
@@ -120,11 +135,15 @@ def test_export_holds_everything_about_the_learner_and_nothing_of_another(client
     assert doc["memory"]["preferences"] == {"pace": "slow"}
     assert [t["summary"] for t in doc["memory"]["recent"]] == [MESSAGE]
     assert {a["action"] for a in doc["audit"]} >= {"register", "read+write", "write"}
+    assert doc["consent"]["minor"] and doc["consent"]["scopes"] == {
+        "tutoring": True, "analytics": True, "model_improvement": False}
+    assert [(c["scope"], c["actor"], c["method"]) for c in doc["consent"]["records"]] == [
+        ("tutoring", "gdn", "signed_form"), ("analytics", "gdn", "signed_form")]
     assert {a["subject"] for a in doc["audit"]} == {doc["pseudonym"]}
     for foreign in (theirs, "Theodora", "t.vex@example.com"):
         assert foreign not in r.text
     assert client.get(f"/v1/learners/{mine}/export", headers=auth("other")).status_code == 404  # other tenant
-    assert client.get(f"/v1/learners/{mine}/export", headers=auth("gdn")).status_code == 404  # not their child
+    assert client.get(f"/v1/learners/{theirs}/export", headers=auth("gdn")).status_code == 404  # not their child
     trail = client.get(f"/v1/learners/{mine}/audit", headers=auth("adm")).json()["records"]
     assert trail[0]["action"] == "export"  # the export itself is a recorded disclosure
 
@@ -132,7 +151,7 @@ def test_export_holds_everything_about_the_learner_and_nothing_of_another(client
 def test_erasure_leaves_no_trace_on_disk_and_unlinks_pseudonymous_rows(client: TestClient, tmp_path: Path) -> None:
     learner = register(client)
     bystander = register(client, {"display_name": "Kept Person", "age_band": "adult"})
-    assert client.put(f"/v1/guardians/gdn/learners/{learner}", headers=auth("adm")).status_code == 200
+    consent(client, learner)
     assert client.put(f"/v1/classes/c7/learners/{learner}", headers=auth("adm")).status_code == 200
     for i in range(3):
         body = {**turn(learner), "turn_id": f"t{i}"}
@@ -171,7 +190,7 @@ def test_with_registration_required_only_registered_learners_exist(tmp_path: Pat
     with TestClient(build_fastapi(services_for(settings_for(tmp_path, "required")))) as client:
         refused = client.post("/v1/tutor/turns", json=turn("pquenby@example.net"), headers=auth())
         assert refused.status_code == 404 and refused.json()["error"]["field"] == "learner_id"
-        learner = register(client)
+        learner = register(client, {**PII, "birth_date": "2000-01-01"})
         assert client.post("/v1/tutor/turns", json=turn(learner), headers=auth()).status_code == 200
         assert b"pquenby@example.net" not in disk_bytes(tmp_path)
 
@@ -181,7 +200,7 @@ import os, signal, sys, asyncio
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from fastapi.testclient import TestClient
-from tests.unit.turns.test_rights import settings_for, services_for, register, turn, auth
+from tests.unit.turns.test_rights import settings_for, services_for, register, turn, auth, consent
 from tutor_cluster.api.app import build_fastapi
 from tutor_cluster.identity import Principal
 from tutor_cluster.turns.rights import LearnerRights
@@ -190,6 +209,7 @@ tmp = Path({tmp!r})
 services = services_for(settings_for(tmp))
 with TestClient(build_fastapi(services)) as client:
     learner = register(client)
+    consent(client, learner)
     assert client.post("/v1/tutor/turns", json=turn(learner), headers=auth()).status_code == 200
     assert client.put(f"/v1/classes/c7/learners/{{learner}}", headers=auth("adm")).status_code == 200
 print(learner, flush=True)
@@ -227,3 +247,65 @@ def test_an_erasure_killed_half_way_completes_when_the_service_restarts(tmp_path
     after = disk_bytes(tmp_path)
     for trace in (learner, *PII.values(), MESSAGE):
         assert trace.encode() not in after, f"{trace!r} is still on disk"
+
+
+def test_a_child_without_a_guardians_consent_leaves_nothing_behind(client: TestClient, tmp_path: Path) -> None:
+    """COPPA / GDPR Art. 8: under the consent age nothing is stored, tutored or recorded until a guardian
+    consents; each scope then governs exactly its use, and a revocation stops it."""
+    child = register(client)
+    r = client.post("/v1/learners", json={**PII, "display_name": "Twin"}, headers=auth("adm"))
+    assert r.json()["consent_required"] and r.json()["age_band"] == "under_13"
+    for i in range(3):
+        refused = client.post("/v1/tutor/turns", json={**turn(child), "turn_id": f"c{i}"}, headers=auth())
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "consent_required", refused.text
+    assert client.patch(f"/v1/learners/{child}/preferences", json={"pace": "slow"}, headers=auth()).status_code == 403
+    pseudonym = client.get(f"/v1/learners/{child}/export", headers=auth("adm")).json()["pseudonym"]
+    on_disk = disk_bytes(tmp_path)
+    assert MESSAGE.encode() not in on_disk and child.encode() not in (tmp_path / "learners.db").read_bytes()
+    assert events_of(tmp_path, pseudonym) == 0
+    assert client.get(f"/v1/learners/{child}", headers=auth("adm")).status_code == 404  # no learner state
+
+    assert client.put(f"/v1/guardians/gdn/learners/{child}", headers=auth("adm")).status_code == 200
+    unverified = client.put(f"/v1/learners/{child}/consent", json={"scopes": {"tutoring": True}}, headers=auth("gdn"))
+    assert unverified.status_code == 422 and unverified.json()["error"]["field"] == "method"
+    view = consent(client, child, {"tutoring": True})
+    assert view["scopes"] == {"tutoring": True, "analytics": False, "model_improvement": False}
+    assert client.post("/v1/tutor/turns", json=turn(child), headers=auth()).status_code == 200
+    assert events_of(tmp_path, pseudonym) == 0  # tutoring, but no analytics consent: no event
+    consent(client, child, {"analytics": True})
+    assert client.post("/v1/tutor/turns", json={**turn(child), "turn_id": "a1"}, headers=auth()).status_code == 200
+    assert events_of(tmp_path, pseudonym) == 1
+    consent(client, child, {"analytics": False})  # revoked: the next turns are tutored, not recorded
+    assert client.post("/v1/tutor/turns", json={**turn(child), "turn_id": "a2"}, headers=auth()).status_code == 200
+    assert events_of(tmp_path, pseudonym) == 1
+    history = client.get(f"/v1/learners/{child}/consent", headers=auth("adm")).json()["records"]
+    assert [(c["scope"], c["granted"]) for c in history] == [("tutoring", True), ("analytics", True),
+                                                             ("analytics", False)]
+    assert all(c["actor"] == "gdn" and c["method"] == "signed_form" for c in history)
+
+
+def test_an_older_learner_is_tutored_from_registration_and_decides_their_own_scopes(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    services = services_for(settings)
+    with TestClient(build_fastapi(services)) as client:
+        r = client.post("/v1/learners", json={"display_name": "Teen", "age_band": "13_15"}, headers=auth("adm"))
+        teen = r.json()["learner_id"]
+        assert r.status_code == 201 and not r.json()["consent_required"]
+        assert client.post("/v1/tutor/turns", json=turn(teen), headers=auth()).status_code == 200
+        view = client.get(f"/v1/learners/{teen}/consent", headers=auth("svc")).json()
+        assert view == {"minor": False, "records": [],
+                        "scopes": {"tutoring": True, "analytics": True, "model_improvement": False}}
+        school = client.put(f"/v1/learners/{teen}/consent", json={"scopes": {"model_improvement": True}},
+                            headers=auth("adm"))
+        assert school.status_code == 422 and school.json()["error"]["field"] == "method"
+
+
+@pytest.mark.parametrize(("birth", "band", "minor"), [
+    ("2014-05-17", None, True), ("2013-12-01", None, False), ("2013-12-02", None, True), (None, "under_13", True),
+    (None, "13_15", False), ("2012-02-29", None, False),
+])
+def test_who_needs_a_guardians_consent_is_decided_by_age_on_the_day(client: TestClient, birth: str | None,
+                                                                    band: str | None, minor: bool) -> None:
+    body = {"display_name": "X", **({"birth_date": birth} if birth else {}), **({"age_band": band} if band else {})}
+    r = client.post("/v1/learners", json=body, headers=auth("adm"))
+    assert r.status_code == 201 and r.json()["consent_required"] is minor, (body, r.text)
