@@ -129,7 +129,7 @@ class InProcessMemory:
     """LearnerMemory's client interface over one in-process actor."""
 
     def __init__(self, settings: Settings) -> None:
-        self.actor = LearnerMemoryActor(settings.learner)
+        self.actor = LearnerMemoryActor(settings.learner, settings.privacy.retention)
         self.actors = [InProcess(self.actor)]
 
     def get(self, learner_id: str) -> Any:

@@ -32,7 +32,8 @@ def build_app(settings: Settings) -> Any:
                  if settings.knowledge.enabled else None)
     # Learner memory: named actors (not a Serve deployment: one writer per learner, state kept across deploys),
     # built here with this deploy's settings; actors built with other settings are retired.
-    memory = LearnerMemory(settings.learner, namespace=settings.ray.namespace, retire_stale=True)
+    memory = LearnerMemory(settings.learner, namespace=settings.ray.namespace, retire_stale=True,
+                           retention=settings.privacy.retention)
     return Gateway.options(**d.gateway.serve_options(), **logs).bind(settings, edge, router, memory, knowledge)
 
 

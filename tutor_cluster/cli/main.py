@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     _config(kek)
     kek.set_defaults(func=privacy_commands.privacy_rotate_kek)
 
+    retention = sub.add_parser("retention", help="delete learner data past its retention period")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True, parser_class=_Parser)
+    swp = retention_sub.add_parser("sweep", help="memory, turn summaries, events, ledger (privacy.retention)")
+    _config(swp)
+    swp.set_defaults(func=privacy_commands.retention_sweep)
+
     routing = sub.add_parser("routing", help="routing: train the learned policy, export the spend ledger")
     routing_sub = routing.add_subparsers(dest="routing_command", required=True, parser_class=_Parser)
     train = routing_sub.add_parser("train", help="fit the 'learned' policy from logged outcomes")

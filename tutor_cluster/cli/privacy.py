@@ -55,3 +55,17 @@ def privacy_rotate_kek(args: argparse.Namespace) -> int:
     print(f"vault key-encryption key: new current version {version} (was {keks.current}); {rewrapped} tenant data "
           f"key(s) re-wrapped; restart the service, then run this again before removing old versions from {path}")
     return 0
+
+
+def retention_sweep(args: argparse.Namespace) -> int:
+    """Delete learner data past its retention period (privacy.retention); one line of counts."""
+    import json
+
+    from tutor_cluster.pipelines.retention import sweep
+
+    counts = sweep(_settings(args.config))
+    errors = counts.pop("errors", {})
+    print("retention: " + json.dumps(counts, sort_keys=True))
+    if errors:
+        raise CliError("retention: not swept: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())), 1)
+    return 0

@@ -14,6 +14,26 @@ ConsentScope = Literal["tutoring", "analytics", "model_improvement"]
 CONSENT_SCOPES: tuple[ConsentScope, ...] = ("tutoring", "analytics", "model_improvement")
 
 
+class RetentionConfig(BaseModel):
+    """How long each class of learner data is kept (days; null: until erased). `tutor-cluster retention sweep`
+    deletes what expired; learner memory is also checked on every read, so an expired context is never served."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory_days: float | None = Field(default=None, gt=0, description=(
+        "Learner memory (mastery, misconceptions, preferences, recent turns) not updated for this long is deleted."))
+    turn_summaries_days: float | None = Field(default=365, gt=0, description=(
+        "Recent-turn summaries (the learner's own words) older than this are dropped from memory."))
+    events_days: float | None = Field(default=730, gt=0, description=(
+        "Analytics event partitions (telemetry.events.path, date=…) older than this are deleted (whole days)."))
+    ledger_days: float | None = Field(default=2555, gt=0, description=(
+        "Spend ledger entries older than this are deleted from the budget store (export them first)."))
+
+    def cutoff(self, days: float | None, now: float) -> float | None:
+        """The Unix time before which data of a class with ``days`` expired (None: kept)."""
+        return None if days is None else now - days * 86400
+
+
 class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,6 +67,9 @@ class PrivacyConfig(BaseModel):
             "consent route); a younger learner has none until a guardian grants them. tutoring: turns and "
             "learner memory; analytics: interaction events; model_improvement: routing-training features in "
             "the spend ledger (and evaluation rows, when evaluation exists)."))
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description=(
+        "How long each class of learner data is kept (per region: planned). The vault and the audit trail are "
+        "kept until erasure (a retention period for them is planned)."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
         "machine). None: ~/.cache/tutor-cluster/vault.db. A Redis/SQL vault per region is planned."))

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutor_cluster.config.learner import MemoryPolicy
+from tutor_cluster.config.privacy import RetentionConfig
 from tutor_cluster.identity import split_learner_key
 from tutor_cluster.learner.bkt import step as bkt_step
 
@@ -131,3 +132,17 @@ def apply_update(ctx: LearnerContext, upd: LearnerUpdate, policy: MemoryPolicy, 
         "version": ctx.version + 1, "skills": skills, "misconceptions": misconceptions,
         "recent": recent, "preferences": prefs, "updated_at": t, "request_bodies": bodies, "hints": hints,
     })
+
+
+def retained(ctx: LearnerContext, retention: RetentionConfig, now: float | None = None) -> LearnerContext | None:
+    """``ctx`` as retention allows it to be kept at ``now``: None when the whole context expired
+    (``memory_days`` since its last update), else without the turn summaries older than ``turn_summaries_days``.
+    Pure; the memory actors apply it on every read and write, the retention sweep to the stores."""
+    t = time.time() if now is None else now
+    gone = retention.cutoff(retention.memory_days, t)
+    if gone is not None and ctx.updated_at < gone:
+        return None
+    old = retention.cutoff(retention.turn_summaries_days, t)
+    if old is not None and any(s.at < old for s in ctx.recent):
+        return ctx.model_copy(update={"recent": [s for s in ctx.recent if s.at >= old]})
+    return ctx

@@ -18,7 +18,8 @@ from typing import Any
 import ray
 
 from tutor_cluster.config.learner import MemoryConfig
-from tutor_cluster.learner.context import LearnerContext, LearnerUpdate, apply_update, new_context
+from tutor_cluster.config.privacy import RetentionConfig
+from tutor_cluster.learner.context import LearnerContext, LearnerUpdate, apply_update, new_context, retained
 from tutor_cluster.learner.stores import Applied, StoreUnavailable, open_store
 from tutor_cluster.telemetry.metrics import Metrics
 
@@ -26,8 +27,9 @@ from tutor_cluster.telemetry.metrics import Metrics
 class LearnerMemoryActor:
     """Body of one memory actor (also usable in-process, e.g. in unit tests)."""
 
-    def __init__(self, config: MemoryConfig) -> None:
+    def __init__(self, config: MemoryConfig, retention: RetentionConfig | None = None) -> None:
         self._config = config
+        self._retention = retention or RetentionConfig()
         self._store = open_store(config.store)
         self._cache: OrderedDict[str, LearnerContext] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -57,27 +59,34 @@ class LearnerMemoryActor:
             return ctx
 
     def get(self, key: str) -> LearnerContext | None:
-        """Served from memory when cached; else read from the store (StoreUnavailable if it is down)."""
+        """Served from memory when cached; else read from the store (StoreUnavailable if it is down). What
+        retention no longer allows is never served: an expired context reads as None (and is deleted), old
+        turn summaries are left out."""
         ctx = self._cached(key)
-        if ctx is not None:
-            return ctx
-        self._stats["misses"] += 1
-        self._metrics.inc("tutor_memory_reads", result="miss")
-        try:
-            ctx = self._store.get(key)
-        except StoreUnavailable:
-            self._stats["store_errors"] += 1
-            raise
-        if ctx is not None:
-            self._cache_put(key, ctx)
-        return ctx
+        if ctx is None:
+            self._stats["misses"] += 1
+            self._metrics.inc("tutor_memory_reads", result="miss")
+            try:
+                ctx = self._store.get(key)
+            except StoreUnavailable:
+                self._stats["store_errors"] += 1
+                raise
+            if ctx is not None:
+                self._cache_put(key, ctx)
+        if ctx is None:
+            return None
+        kept = retained(ctx, self._retention)
+        if kept is None:
+            self.forget(key, compact=False)  # the retention sweep compacts the store once
+        return kept
 
     def apply(self, key: str, update: LearnerUpdate) -> Applied:
         """Apply durably, then cache. Returns (before, after, applied); applied is False for a repeated turn id."""
         policy = self._config.policy
 
         def fn(current: LearnerContext | None, upd: LearnerUpdate) -> LearnerContext:
-            return apply_update(current or new_context(key), upd, policy)
+            kept = retained(current, self._retention) if current is not None else None
+            return apply_update(kept or new_context(key), upd, policy)
 
         with self._lock_for(key):
             try:
@@ -89,11 +98,11 @@ class LearnerMemoryActor:
         self._stats["applied" if result.applied else "duplicates"] += 1
         return result
 
-    def forget(self, key: str) -> bool:
+    def forget(self, key: str, *, compact: bool = True) -> bool:
         """Erase the learner: from the store first, then from the cache (a read in between finds nothing
         either way). True when the store had them."""
         with self._lock_for(key):
-            existed = self._store.forget(key)
+            existed = self._store.forget(key, compact=compact)
             with self._cache_lock:
                 self._cache.pop(key, None)
         return existed
@@ -123,9 +132,11 @@ class HashRing:
         return self._owners[idx]
 
 
-def fingerprint(config: MemoryConfig) -> str:
+def fingerprint(config: MemoryConfig, retention: RetentionConfig | None = None) -> str:
     """Identifies what the actors were built with (everything but the caller-side deadline)."""
     raw = config.model_dump_json(exclude={"call_timeout_s"})
+    if retention is not None and retention != RetentionConfig():  # the defaults keep earlier fingerprints
+        raw += retention.model_dump_json()
     return hashlib.blake2b(raw.encode(), digest_size=5).hexdigest()
 
 
@@ -138,10 +149,11 @@ class LearnerMemory:
     under the same prefix; calls still in flight on them fail and are retried by clients with their turn id.
     """
 
-    def __init__(self, config: MemoryConfig, namespace: str | None = None, *, retire_stale: bool = False) -> None:
+    def __init__(self, config: MemoryConfig, namespace: str | None = None, *, retire_stale: bool = False,
+                 retention: RetentionConfig | None = None) -> None:
         self.config = config
         self.namespace = namespace
-        self.fingerprint = fingerprint(config)
+        self.fingerprint = fingerprint(config, retention)
         self._ring = HashRing(config.actors)
         remote_cls = ray.remote(LearnerMemoryActor)
         self._actors = [
@@ -149,7 +161,7 @@ class LearnerMemory:
                 name=self.actor_name(i), namespace=namespace, get_if_exists=True, lifetime="detached",
                 max_restarts=-1, max_task_retries=-1, max_concurrency=config.max_concurrency,
                 num_cpus=config.num_cpus,
-            ).remote(config)
+            ).remote(config, retention)
             for i in range(config.actors)
         ]
         if retire_stale:

@@ -52,7 +52,9 @@ class LearnerStore(Protocol):
 
     def applied_turns(self, learner_id: str) -> set[str]: ...
 
-    def forget(self, learner_id: str) -> bool: ...
+    def forget(self, learner_id: str, *, compact: bool = True) -> bool: ...
+
+    def sweep(self, keep: Keep) -> tuple[int, int]: ...
 
     def ping(self) -> bool: ...
 
@@ -61,6 +63,12 @@ class LearnerStore(Protocol):
     def migrate_legacy(self, tenant: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+#: What retention keeps of a context: None (delete it), itself, or a trimmed copy.
+Keep = Callable[[LearnerContext], LearnerContext | None]
+#: Contexts the retention sweep reads per batch.
+SWEEP_BATCH = 500
 
 
 def _adopt(ctx: LearnerContext, tenant: str) -> LearnerContext:
@@ -120,9 +128,9 @@ class SQLiteStore:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return Applied(current, new, True)
 
-    def forget(self, learner_id: str) -> bool:
-        """Delete the learner and their applied turn ids (erasure): overwritten on disk, the WAL truncated.
-        True when there was a learner."""
+    def forget(self, learner_id: str, *, compact: bool = True) -> bool:
+        """Delete the learner and their applied turn ids (erasure): overwritten on disk, the WAL truncated
+        (``compact``). True when there was a learner."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -133,10 +141,45 @@ class SQLiteStore:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
-                embedded_db.truncate_wal(self._db)
+                if compact:
+                    embedded_db.truncate_wal(self._db)
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
         return n > 0
+
+    def sweep(self, keep: Keep) -> tuple[int, int]:
+        """Apply retention to every stored context: (deleted, trimmed). A context a writer changed meanwhile is
+        left as the writer made it (writes apply retention themselves)."""
+        deleted = trimmed = 0
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute("SELECT id, version, ctx FROM learners WHERE id > ? ORDER BY id LIMIT ?",
+                                        (after, SWEEP_BATCH)).fetchall()
+                if not rows:
+                    break
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for key, version, raw in rows:
+                        ctx = LearnerContext.model_validate_json(raw)
+                        kept = keep(ctx)
+                        if kept is None:
+                            n = self._db.execute("DELETE FROM learners WHERE id = ? AND version = ?",
+                                                 (key, version)).rowcount
+                            if n:
+                                self._db.execute("DELETE FROM turns WHERE learner_id = ?", (key,))
+                            deleted += n
+                        elif kept != ctx:
+                            trimmed += self._db.execute("UPDATE learners SET ctx = ? WHERE id = ? AND version = ?",
+                                                        (kept.model_dump_json(), key, version)).rowcount
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            after = rows[-1][0]
+        with self._lock:
+            embedded_db.truncate_wal(self._db)
+        return deleted, trimmed
 
     def applied_turns(self, learner_id: str) -> set[str]:
         """Turn ids applied to this learner (audit; idempotency window)."""
@@ -243,20 +286,53 @@ class RedisStore:
         except self._errors as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
-    def forget(self, learner_id: str) -> bool:
+    def forget(self, learner_id: str, *, compact: bool = True) -> bool:
         """Delete the learner, their applied turn ids and their place in the tenant's set (erasure), then ask
-        Redis to rewrite its append-only file so the deleted values leave the disk too. True when there was a
-        learner."""
+        Redis to rewrite its append-only file so the deleted values leave the disk too (``compact``). True when
+        there was a learner."""
         key, turns = self._keys(learner_id)
         try:
             with self._redis.pipeline() as pipe:
                 pipe.delete(key, turns)
                 pipe.srem(self._tenant_set(learner_id), learner_id)
                 deleted, _ = pipe.execute()
-            self.compact()
+            if compact:
+                self.compact()
         except self._errors as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return bool(deleted)
+
+    def sweep(self, keep: Keep) -> tuple[int, int]:
+        """As :meth:`SQLiteStore.sweep` (WATCH per learner: one a writer touched meanwhile is skipped); then an
+        AOF rewrite, so what was deleted leaves the disk."""
+        deleted = trimmed = 0
+        head = f"{self._prefix}:learner:{{"
+        for raw_key in self._redis.scan_iter(match=f"{head}*}}", count=SWEEP_BATCH):
+            learner_id = raw_key.decode()[len(head):-1]
+            key, turns = self._keys(learner_id)
+            with self._redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hget(key, "ctx")
+                    if raw is None:
+                        continue
+                    ctx = LearnerContext.model_validate_json(raw)
+                    kept = keep(ctx)
+                    if kept == ctx:
+                        continue
+                    pipe.multi()
+                    if kept is None:
+                        pipe.delete(key, turns)
+                        pipe.srem(self._tenant_set(learner_id), learner_id)
+                    else:
+                        pipe.hset(key, "ctx", kept.model_dump_json())
+                    pipe.execute()
+                except self._watch_error:
+                    continue
+            deleted, trimmed = deleted + (kept is None), trimmed + (kept is not None)
+        if deleted or trimmed:
+            self.compact()
+        return deleted, trimmed
 
     def compact(self) -> None:
         """Start an AOF rewrite (a no-op answer when one is already running or scheduled)."""

@@ -79,6 +79,7 @@ class _Counters(Protocol):
     def get(self, key: str) -> float: ...
     def append(self, entry: dict[str, Any]) -> None: ...
     def entries(self) -> list[dict[str, Any]]: ...
+    def expire(self, before: float) -> int: ...
 
 
 class _SQLiteCounters:
@@ -95,6 +96,12 @@ class _SQLiteCounters:
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
             return [json.loads(r[0]) for r in self._db.execute("SELECT entry FROM ledger ORDER BY id")]
+
+    def expire(self, before: float) -> int:
+        with self._lock:
+            n = self._db.execute("DELETE FROM ledger WHERE json_extract(entry, '$.at') < ?", (before,)).rowcount
+            embedded_db.truncate_wal(self._db)
+        return n
 
     def reserve(self, keys: list[str], limits: list[float], amount: float, ttls: list[int]) -> int | None:
         with self._lock:
@@ -174,6 +181,10 @@ class _RedisCounters:
         self._r.xadd(self._k("ledger"), {"entry": json.dumps(entry, separators=(",", ":"))},
                      maxlen=LEDGER_MAX_ENTRIES, approximate=True)
 
+    def expire(self, before: float) -> int:
+        """Stream ids are append times in ms: everything below the cut goes (XTRIM MINID, exact)."""
+        return int(self._r.xtrim(self._k("ledger"), minid=f"{int(before * 1000)}-0", approximate=False))
+
     def entries(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         last = "-"
@@ -241,6 +252,10 @@ class BudgetLedger:
 
     def entries(self) -> list[dict[str, Any]]:
         return self.counters.entries()
+
+    def expire(self, before: float) -> int:
+        """Delete ledger entries written before ``before`` (Unix time; retention); returns how many."""
+        return self.counters.expire(before)
 
     def spent(self, subject: Subject) -> dict[str, float]:
         return {rule.name: self.counters.get(key) for rule, key, _ in self._applicable(subject)}

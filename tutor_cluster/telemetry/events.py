@@ -10,11 +10,12 @@ hive_partitioning=1)``) and Spark read as is. Schema: :data:`SCHEMA` (documented
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,20 @@ def read_events(path: str | Path) -> Any:
     import pyarrow.dataset as ds
 
     return ds.dataset(Path(path).expanduser(), format="parquet", partitioning="hive").to_table().to_pandas()
+
+
+def expire_partitions(path: str | Path, before: float) -> int:
+    """Delete the whole-day partitions (``date=YYYY-MM-DD``) that ended before ``before`` (Unix time); returns
+    the rows they held."""
+    root = Path(path).expanduser()
+    rows = 0
+    for folder in sorted(root.glob("date=*")) if root.is_dir() else []:
+        try:
+            day = datetime.strptime(folder.name[len("date="):], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue  # not one of ours
+        if (day + timedelta(days=1)).timestamp() > before:
+            continue
+        rows += sum(pq.ParquetFile(f).metadata.num_rows for f in folder.rglob("*.parquet"))
+        shutil.rmtree(folder)
+    return rows

@@ -104,8 +104,8 @@ class LearnerService:
         await self._access.check_learner(principal, learner_id)
         tenant = principal.tenant
         key = learner_key(tenant, learner_id)
-        entry, consents = (await asyncio.to_thread(self.vault.lookup, tenant, learner_id) if self.vault is not None
-                           else (None, {}))
+        # a read that never waits for a writer (WAL): on the event loop, no thread hop per request
+        entry, consents = self.vault.lookup(tenant, learner_id) if self.vault is not None else (None, {})
         if entry is not None and entry.erasing or entry is None and (
                 self.settings.privacy.registration == "required" or learner_id.startswith(ID_PREFIX)):
             # (an id of the registration's form is the vault's alone: once erased it never comes back)

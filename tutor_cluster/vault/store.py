@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +84,10 @@ class Vault:
         self.path = Path(path).expanduser()
         self._db = embedded_db.connect(self.path, timeout_s=timeout_s, schema=_SCHEMA)
         self._lock = threading.Lock()
+        # lookups (one per request) read on their own connection: in WAL mode they never wait for a writer, so
+        # the services call them on the event loop
+        self._reads = embedded_db.connect(self.path, timeout_s=timeout_s)
+        self._read_lock = threading.Lock()
         self._keks = keks
         self._deks: dict[str, bytes] = {}
         self._clock = clock
@@ -166,33 +171,33 @@ class Vault:
 
     def entry(self, tenant: str, learner_id: str) -> VaultEntry | None:
         """The registered learner's key material and consents, or None when the vault has no such learner."""
-        with self._lock:
-            row = self._db.execute("SELECT region, created_at, erasing, learner_key, minor_until FROM learners "
-                                   "WHERE tenant = ? AND learner_id = ?", (tenant, learner_id)).fetchone()
-            if row is None:
-                return None
-            dek = self._data_key(tenant)
-            consents = self._consents(tenant, learner_id)
-        key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
-        minor_until = float(unseal(dek, row[4], context("minor-until", tenant, learner_id)))
-        return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]), minor_until, consents)
+        return self.lookup(tenant, learner_id)[0]
 
-    def _consents(self, tenant: str, learner_id: str) -> dict[str, bool]:
+    @staticmethod
+    def _consents(db: sqlite3.Connection, tenant: str, learner_id: str) -> dict[str, bool]:
         consents: dict[str, bool] = {}
-        for (record,) in self._db.execute("SELECT record FROM consents WHERE tenant = ? AND learner_id = ? "
-                                          "ORDER BY seq", (tenant, learner_id)):
+        for (record,) in db.execute("SELECT record FROM consents WHERE tenant = ? AND learner_id = ? ORDER BY seq",
+                                    (tenant, learner_id)):
             decision = json.loads(record)
             consents[decision["scope"]] = decision["granted"]
         return consents
 
     def lookup(self, tenant: str, learner_id: str) -> tuple[VaultEntry | None, dict[str, bool]]:
         """The learner's entry (None: not registered) and the consent decisions in force — recorded for a
-        learner with a client-chosen id too (registration 'optional')."""
-        entry = self.entry(tenant, learner_id)
-        if entry is not None:
-            return entry, entry.consents
-        with self._lock:
-            return None, self._consents(tenant, learner_id)
+        learner with a client-chosen id too (registration 'optional'). Reads only; never waits for a writer."""
+        with self._read_lock:
+            row = self._reads.execute("SELECT region, created_at, erasing, learner_key, minor_until FROM learners "
+                                      "WHERE tenant = ? AND learner_id = ?", (tenant, learner_id)).fetchone()
+            consents = self._consents(self._reads, tenant, learner_id)
+        if row is None:
+            return None, consents
+        dek = self._deks.get(tenant)
+        if dek is None:
+            with self._lock:
+                dek = self._data_key(tenant)
+        key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
+        minor_until = float(unseal(dek, row[4], context("minor-until", tenant, learner_id)))
+        return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]), minor_until, consents), consents
 
     def record_consent(self, tenant: str, learner_id: str, decisions: list[dict[str, Any]]) -> None:
         """Append consent decisions (each ``{scope, granted, ...who, how, when}``) in one transaction."""
@@ -306,8 +311,9 @@ class Vault:
             return [self._job(row[1:], row[0]) for row in rows]
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reads.close()
 
 
 __all__ = ["ErasureJob", "RegistrationConflict", "Vault", "VaultCorrupt", "VaultEntry", "new_learner_id"]

@@ -1,0 +1,87 @@
+"""The retention sweep: delete what each data class's retention (``privacy.retention``) no longer allows.
+
+    python -m tutor_cluster.pipelines.retention [--config FILE]      (or: tutor-cluster retention sweep)
+
+It works on the stores directly (no Ray needed), so it runs from cron, a Kubernetes CronJob or as a Ray job
+(``ray job submit -- python -m tutor_cluster.pipelines.retention --config …``) on the schedule you choose.
+Learner memory enforces the same rules on every read and write (``learner/context.py: retained``), so an
+expired context is never served between sweeps; the sweep is what removes it from disk. Prints one JSON line of
+counts; exit 0 done, 1 a store failed (the others were still swept), 2 bad settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tutor_cluster.config.settings import Settings
+from tutor_cluster.learner.context import retained
+from tutor_cluster.learner.stores import open_store
+from tutor_cluster.routing.budgets import BudgetLedger
+from tutor_cluster.telemetry.events import expire_partitions
+
+
+def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
+    """Sweep every data class with a retention period; returns counts (and ``errors`` per class that failed)."""
+    t = time.time() if now is None else now
+    retention = settings.privacy.retention
+    counts: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    def step(name: str, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - one store down must not spare the others
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def memory() -> None:
+        store = open_store(settings.learner.store)
+        try:
+            counts["memory_learners_deleted"], counts["memory_contexts_trimmed"] = store.sweep(
+                lambda ctx: retained(ctx, retention, t))
+        finally:
+            store.close()
+
+    def events() -> None:
+        cut = retention.cutoff(retention.events_days, t)
+        counts["event_rows_deleted"] = (expire_partitions(settings.telemetry.events.path, cut)
+                                        if cut is not None else 0)
+
+    def ledger() -> None:
+        cut = retention.cutoff(retention.ledger_days, t)
+        budgets = settings.routing.budgets
+        counts["ledger_entries_deleted"] = (BudgetLedger(budgets).expire(cut)
+                                            if cut is not None and budgets.ledger else 0)
+
+    if retention.memory_days is not None or retention.turn_summaries_days is not None:
+        step("memory", memory)
+    step("events", events)
+    step("ledger", ledger)
+    if errors:
+        counts["errors"] = errors
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tutor_cluster.config.settings import ConfigError, load_settings
+
+    p = argparse.ArgumentParser(prog="python -m tutor_cluster.pipelines.retention",
+                                description="Delete learner data past its retention period (privacy.retention).")
+    p.add_argument("--config", help="Settings file (default: $TUTOR_CONFIG or the shipped default.yaml).")
+    args = p.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"retention: {exc}", file=sys.stderr)
+        return 2
+    counts = sweep(settings)
+    print(json.dumps({"retention": counts}), flush=True)
+    return 1 if "errors" in counts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
