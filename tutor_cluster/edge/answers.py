@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from tutor_cluster.config.edge import AnswerFormName as AnswerForm
 from tutor_cluster.edge import number_words, sentences
+from tutor_cluster.edge.screening import PLACEHOLDER
 from tutor_cluster.edge.units import CENT_WORDS, CURRENCY_WORDS, is_word_in, unit_matches
 
 _TRANSLATE = str.maketrans({"−": "-", "–": "-", "—": "-", "×": "*", "·": "*", "÷": "/", "⁄": "/", "＝": "=",
@@ -73,7 +74,7 @@ class Reading:
 
 
 def _normalise(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
+    text = PLACEHOLDER.sub(" ", unicodedata.normalize("NFC", text))  # redacted personal data is not the answer
     for glyph, plain in _VULGAR.items():
         text = text.replace(glyph, plain)
     text = "".join(c for c in text if unicodedata.category(c) not in _DROPPED)  # emoji, joiners, selectors

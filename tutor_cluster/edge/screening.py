@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import re
 
+_STREET = ("street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|close|"
+           "crescent|gardens|square|sq")
+_VIA = "calle|c/|avenida|avda|av|plaza|pza|paseo|camino|carrera|ronda|travesía|travesia"
 _PII = [
     # bounded parts (RFC 5321: local part ≤ 64, labels ≤ 63) keep the scan linear in the text's length
     ("email", re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")),
     ("phone", re.compile(r"(?<!\w)(?:\+?\d[\d\s().-]{7,}\d)(?!\w)")),
+    # street addresses: "42 Wallaby Way", "221B Baker Street"; "Calle de Alcalá 13", "Avda. Libertad, 7"
+    ("address", re.compile(rf"(?<!\w)\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][\w'-]{{0,30}}\s+){{1,3}}(?i:{_STREET})\b\.?")),
+    ("address", re.compile(rf"(?<!\w)(?i:{_VIA})\.?\s+(?:(?i:de|del|la|las|los|el)\s+)?(?:[A-ZÁÉÍÓÚÑ][\w'-]{{0,30}}"
+                           r"\s*){1,3},?\s*(?:n[º°o]\.?\s*)?\d{1,5}")),
+    # postcodes distinctive enough not to be an answer: UK ("SW1A 1AA"), Canada ("K1A 0B1")
+    ("postcode", re.compile(r"(?<!\w)(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?!\w)")),
 ]
+#: What redaction leaves in place of personal data (``[email]``, ``[name]``, …): the answer reader skips them.
+PLACEHOLDER = re.compile(r"\[(?:name|email|phone|address|postcode)\]")
+#: Name parts shorter than this are not redacted on their own (initials, "Al" would hit ordinary words).
+MIN_NAME_PART = 3
 #: Prompt-injection phrasings in the curriculum's languages and a few more (en, es, fr, de, pt), by intent:
 #: override earlier instructions, reveal the system prompt, switch "mode", drop the rules, fake a system turn.
 #: Measured on a labelled set of attacks and benign look-alikes (scripts/bench/injection_guard.py).
@@ -52,6 +65,22 @@ def redact_pii(text: str) -> tuple[str, int]:
         text, n = pattern.subn(f"[{label}]", text)
         count += n
     return text, count
+
+
+def redact_known(text: str, terms: list[str]) -> tuple[str, int]:
+    """Replace what is known to be the learner's own personal data (their registered names, e-mail addresses)
+    with ``[name]``: whole words, any case; a name is also redacted part by part (``MIN_NAME_PART`` letters and
+    up). One alternation of escaped literals: linear in the text's length."""
+    words: set[str] = set()
+    for term in terms:
+        words.add(term.strip())
+        words.update(p for p in re.split(r"[\s,-]+", term) if len(p) >= MIN_NAME_PART)
+    words.discard("")
+    if not words:
+        return text, 0
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+                         + r")(?!\w)", re.IGNORECASE)
+    return pattern.subn("[name]", text)
 
 
 def looks_like_injection(text: str) -> bool:

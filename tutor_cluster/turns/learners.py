@@ -16,6 +16,7 @@ from ray.exceptions import RayError
 from tutor_cluster.access.policy import Access
 from tutor_cluster.audit.log import AuditLog
 from tutor_cluster.config.settings import Settings
+from tutor_cluster.edge.screening import redact_known
 from tutor_cluster.edge.signals import EdgeResult
 from tutor_cluster.errors import Forbidden, InvalidInput, NotFound, TutorError, Unavailable
 from tutor_cluster.identity import Principal, learner_key
@@ -146,6 +147,16 @@ class LearnerService:
             preferences=ctx.preferences.model_dump(exclude_none=True),
             recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
         )
+
+    def without_known_pii(self, ref: LearnerRef, text: str) -> str:
+        """``text`` with the registered learner's own names and e-mail addresses (from the vault) replaced, so
+        they reach no tier, store, prompt or log (``edge.redact_pii``; other e-mails, phones and addresses are
+        the edge's to redact)."""
+        if ref.entry is None or self.vault is None or not self.settings.edge.redact_pii:
+            return text
+        profile = self.vault.profile(ref.entry)
+        terms = [profile.get(k) for k in ("display_name", "email", "guardian_email")]
+        return redact_known(text, [t for t in terms if t])[0]
 
     async def audited(self, principal: Principal, ref: LearnerRef, *, action: str, resource: str,
                       route: str) -> None:

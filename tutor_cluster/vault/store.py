@@ -222,10 +222,10 @@ class Vault:
         return [json.loads(r[0]) for r in rows]
 
     def profile(self, entry: VaultEntry) -> dict[str, Any]:
-        """The learner's personal data, decrypted."""
-        with self._lock:
-            row = self._db.execute("SELECT profile FROM learners WHERE tenant = ? AND learner_id = ?",
-                                   (entry.tenant, entry.learner_id)).fetchone()
+        """The learner's personal data, decrypted (a read: never waits for a writer)."""
+        with self._read_lock:
+            row = self._reads.execute("SELECT profile FROM learners WHERE tenant = ? AND learner_id = ?",
+                                      (entry.tenant, entry.learner_id)).fetchone()
         if row is None:
             raise KeyError(entry.learner_id)
         return json.loads(unseal(entry.learner_key, row[0], context("profile", entry.tenant, entry.learner_id)))

@@ -86,6 +86,13 @@ def test_text_without_an_answer_reads_as_none(text) -> None:
     assert read(text) is None
 
 
+@pytest.mark.parametrize("text", ["it is 3/4 [name]", "[name]: 3/4", "3/4 [email] [phone]"])
+def test_redaction_placeholders_are_not_part_of_the_answer(text) -> None:
+    """The gateway replaces a learner's own name before the edge reads the answer: what is left still reads."""
+    reading = read(text)
+    assert reading is not None and reading.expression == "3/4"
+
+
 def test_a_letter_after_a_number_is_a_variable_where_the_answer_has_variables() -> None:
     assert read("2x", symbolic=True).expression == "2x"
     assert read("2x", symbolic=False).unit == "x"

@@ -46,10 +46,13 @@ def settings_for(tmp: Path, registration: str = "optional") -> Settings:
     return Settings.model_validate(raw)
 
 
-def services_for(settings: Settings) -> Services:
+def services_for(settings: Settings, engine: Any = None, metrics: RecordingMetrics | None = None) -> Services:
+    """``engine``: a stand-in for every catalogue engine (none: only turns the edge settles can be answered)."""
+    engines = {name: engine for name in settings.catalogue.engines} if engine is not None else {}
     return build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
-                          InProcess(RouterCore(settings.routing, settings.catalogue, {})), InProcessMemory(settings),
-                          None, metrics=RecordingMetrics(), pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS)
+                          InProcess(RouterCore(settings.routing, settings.catalogue, engines)),
+                          InProcessMemory(settings), None, metrics=metrics or RecordingMetrics(),
+                          pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS)
 
 
 def auth(who: str = "svc") -> dict[str, str]:
