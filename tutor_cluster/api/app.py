@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,10 +57,10 @@ class Services:
 
 def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMemory | None, knowledge: Any = None,
                    *, metrics: Metrics | None = None, pseudonyms: PseudonymKeys | None = None,
-                   keks: KeyEncryptionKeys | None = None) -> Services:
+                   keks: KeyEncryptionKeys | None = None, clock: Callable[[], float] = time.time) -> Services:
     """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests).
     ``pseudonyms``, ``keks``: the pseudonym secrets and the vault's key-encryption keys (default: read from
-    their files; missing → refuses to start)."""
+    their files; missing → refuses to start). ``clock``: what "today" is for ages and consent (tests fix it)."""
     metrics = metrics or Metrics()
     events = EventSink(settings.telemetry.events)
     privacy = settings.privacy
@@ -68,8 +68,9 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
     pseudonyms = pseudonyms or PseudonymKeys.load(privacy.keys_path())
     audit = AuditLog(AuditStore(privacy.audit_path())) if privacy.audit_enabled and memory is not None else None
     vault = Vault(privacy.vault_path(), keks or KeyEncryptionKeys.load(privacy.kek_path())) if memory else None
-    learner_service = LearnerService(settings, memory, Access(relations), audit, pseudonyms=pseudonyms, vault=vault)
-    rights = LearnerRights(learner_service, vault, relations) if vault is not None else None
+    learner_service = LearnerService(settings, memory, Access(relations), audit, pseudonyms=pseudonyms, vault=vault,
+                                     clock=clock)
+    rights = LearnerRights(learner_service, vault, relations, clock=clock) if vault is not None else None
     tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events, pseudonyms))
     return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
                     health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,

@@ -91,9 +91,11 @@ class AuditLog:
 
     async def record(self, principal: Principal, subject: str, *, action: str, resource: str,
                      route: str) -> None:
-        """One access, written durably (off the event loop) before the caller goes on."""
+        """One access, written durably (off the event loop) before the caller goes on. A learner reaching their
+        own data is recorded as ``self``: their key id (a JWT subject may be their own id) would outlive an
+        erasure and link the trail back to them."""
         fields = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
-                  "actor": principal.key_id, "role": principal.role, "tenant": principal.tenant, "action": action,
+                  "actor": "self" if principal.role == "learner" else principal.key_id, "role": principal.role, "tenant": principal.tenant, "action": action,
                   "resource": resource, "subject": subject,
                   "purpose": PURPOSE.get(principal.role, principal.role), "route": route}
         try:

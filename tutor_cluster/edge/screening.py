@@ -6,15 +6,20 @@ import re
 
 _STREET = ("street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|way|court|ct|place|pl|terrace|close|"
            "crescent|gardens|square|sq")
+_CAPITAL = "[A-ZÁÉÍÓÚÑ]"
 _VIA = "calle|c/|avenida|avda|av|plaza|pza|paseo|camino|carrera|ronda|travesía|travesia"
 _PII = [
     # bounded parts (RFC 5321: local part ≤ 64, labels ≤ 63) keep the scan linear in the text's length
     ("email", re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")),
     ("phone", re.compile(r"(?<!\w)(?:\+?\d[\d\s().-]{7,}\d)(?!\w)")),
-    # street addresses: "42 Wallaby Way", "221B Baker Street"; "Calle de Alcalá 13", "Avda. Libertad, 7"
-    ("address", re.compile(rf"(?<!\w)\d{{1,5}}[A-Za-z]?\s+(?:[A-Z][\w'-]{{0,30}}\s+){{1,3}}(?i:{_STREET})\b\.?")),
-    ("address", re.compile(rf"(?<!\w)(?i:{_VIA})\.?\s+(?:(?i:de|del|la|las|los|el)\s+)?(?:[A-ZÁÉÍÓÚÑ][\w'-]{{0,30}}"
-                           r"\s*){1,3},?\s*(?:n[º°o]\.?\s*)?\d{1,5}")),
+    # street addresses: "42 Wallaby Way", "221B Baker Street"; "Calle de Alcalá 13", "Avda. Libertad, 7". Words are
+    # separated by at least one blank (no way to split a run of capitals two ways) and every gap is bounded, so a
+    # failed match costs a constant per starting position
+    ("address", re.compile(rf"(?<!\w)\d{{1,5}}[A-Za-z]?[ \t]{{1,3}}(?:[A-Z][\w'-]{{0,30}}[ \t]{{1,3}}){{1,3}}"
+                           rf"(?i:{_STREET})\b\.?")),
+    ("address", re.compile(rf"(?<!\w)(?i:{_VIA})\.?[ \t]{{1,3}}(?:(?i:de|del|la|las|los|el)[ \t]{{1,3}})?"
+                           rf"{_CAPITAL}[\w'-]{{0,30}}(?:[ \t]{{1,3}}{_CAPITAL}[\w'-]{{0,30}}){{0,2}},?[ \t]{{0,3}}"
+                           r"(?:n[º°o]\.?[ \t]{0,2})?\d{1,5}")),
     # postcodes distinctive enough not to be an answer: UK ("SW1A 1AA"), Canada ("K1A 0B1")
     ("postcode", re.compile(r"(?<!\w)(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?!\w)")),
 ]
@@ -67,20 +72,39 @@ def redact_pii(text: str) -> tuple[str, int]:
     return text, count
 
 
+#: Name parts that are also words a learner uses in maths or everyday sentences ("Mark Root", "Max Power"): these
+#: are redacted only where written capitalised, as a name is; other parts of a name in any case.
+COMMON_WORDS = frozenset(
+    "root max min power mark sum mean mode range product square cube base rate ratio factor prime angle area "
+    "volume plus minus times half point line cost price total more less grade key rose ray may will long short "
+    "young king hill wood stone black white green brown bell rich page number field hall street law art "
+    "luz rosa paz sol mar flor león leon blanco rojo verde suma resta media".split())
+
+
 def redact_known(text: str, terms: list[str]) -> tuple[str, int]:
     """Replace what is known to be the learner's own personal data (their registered names, e-mail addresses)
-    with ``[name]``: whole words, any case; a name is also redacted part by part (``MIN_NAME_PART`` letters and
-    up). One alternation of escaped literals: linear in the text's length."""
-    words: set[str] = set()
+    with ``[name]``: whole words; the full term and each name part of ``MIN_NAME_PART`` letters or more, in any
+    case — except parts that are common words (:data:`COMMON_WORDS`), redacted only capitalised. Alternations of
+    escaped literals: linear in the text's length."""
+    anycase: set[str] = set()
+    capitalised: set[str] = set()
     for term in terms:
-        words.add(term.strip())
-        words.update(p for p in re.split(r"[\s,-]+", term) if len(p) >= MIN_NAME_PART)
-    words.discard("")
-    if not words:
-        return text, 0
-    pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-                         + r")(?!\w)", re.IGNORECASE)
-    return pattern.subn("[name]", text)
+        anycase.add(term.strip())
+        for part in re.split(r"[\s,-]+", term):
+            if len(part) < MIN_NAME_PART:
+                continue
+            if part.lower() in COMMON_WORDS:
+                capitalised.add(part[:1].upper() + part[1:].lower())
+            else:
+                anycase.add(part)
+    anycase.discard("")
+    count = 0
+    for words, flags in ((anycase, re.IGNORECASE), (capitalised, 0)):
+        if words:
+            alternation = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+            text, n = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", flags).subn("[name]", text)
+            count += n
+    return text, count
 
 
 def looks_like_injection(text: str) -> bool:

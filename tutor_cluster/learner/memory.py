@@ -66,22 +66,34 @@ class LearnerMemoryActor:
         if ctx is None:
             self._stats["misses"] += 1
             self._metrics.inc("tutor_memory_reads", result="miss")
-            try:
-                ctx = self._store.get(key)
-            except StoreUnavailable:
-                self._stats["store_errors"] += 1
-                raise
-            if ctx is not None:
-                self._cache_put(key, ctx)
+            with self._lock_for(key):  # a forget or apply meanwhile cannot leave a stale copy in the cache
+                try:
+                    ctx = self._store.get(key)
+                except StoreUnavailable:
+                    self._stats["store_errors"] += 1
+                    raise
+                if ctx is not None:
+                    self._cache_put(key, ctx)
         if ctx is None:
             return None
         kept = retained(ctx, self._retention)
         if kept is None:
-            self.forget(key, compact=False)  # the retention sweep compacts the store once
+            self._expire(key)
         return kept
 
+    def _expire(self, key: str) -> None:
+        """Delete an expired context — checked again under the learner's lock, so a turn just written by
+        :meth:`apply` (which holds it) is never what goes."""
+        with self._lock_for(key):
+            current = self._store.get(key)
+            if current is not None and retained(current, self._retention) is None:
+                self._store.forget(key, compact=False)  # the retention sweep compacts the store once
+            with self._cache_lock:
+                self._cache.pop(key, None)
+
     def apply(self, key: str, update: LearnerUpdate) -> Applied:
-        """Apply durably, then cache. Returns (before, after, applied); applied is False for a repeated turn id."""
+        """Apply durably, then cache. Returns (before, after, applied); applied is False for a repeated turn id.
+        Both contexts as retention allows them (an expired one: before None, after a new context)."""
         policy = self._config.policy
 
         def fn(current: LearnerContext | None, upd: LearnerUpdate) -> LearnerContext:
@@ -96,7 +108,9 @@ class LearnerMemoryActor:
                 raise
             self._cache_put(key, result.after)
         self._stats["applied" if result.applied else "duplicates"] += 1
-        return result
+        before = retained(result.before, self._retention) if result.before is not None else None
+        after = retained(result.after, self._retention) or new_context(key)
+        return Applied(before, after, result.applied)
 
     def forget(self, key: str, *, compact: bool = True) -> bool:
         """Erase the learner: from the store first, then from the cache (a read in between finds nothing

@@ -26,9 +26,10 @@ class CoreRequest(BaseModel):
     tenant: str = Field(default="default", description="Tenant of the API key (budgets).")
     class_id: str | None = Field(default=None, description="Class the learner is in (budgets).")
     learner_ref: str | None = Field(default=None, description="Pseudonymous learner id (budgets, ledger).")
-    training: bool = Field(default=True, description=(
+    training: bool = Field(default=False, description=(
         "The learner allows model improvement: the ledger keeps this interaction's routing features and cascade "
-        "outcome (what the 'learned' policy trains on); False keeps only the spend."))
+        "outcome (what the 'learned' policy trains on). False (the default, e.g. chat, whose end user's consent "
+        "is unknown) keeps only the spend."))
     verify: VerifySpec | None = Field(default=None, description="Reference a cascade verifies a cheap answer against.")
     max_tokens: int | None = None
     temperature: float | None = None

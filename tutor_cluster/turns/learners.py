@@ -33,7 +33,7 @@ from tutor_cluster.learner.stores import StoreUnavailable
 from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.decisions import LearnerFeatures
 from tutor_cluster.turns.types import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
-from tutor_cluster.vault.store import ID_PREFIX, Vault, VaultEntry
+from tutor_cluster.vault.store import ID_PREFIX, Vault, VaultEntry, vault_errors
 
 #: Seconds a client should wait before retrying when learner memory is unavailable.
 MEMORY_RETRY_AFTER_S = 2
@@ -106,7 +106,8 @@ class LearnerService:
         tenant = principal.tenant
         key = learner_key(tenant, learner_id)
         # a read that never waits for a writer (WAL): on the event loop, no thread hop per request
-        entry, consents = self.vault.lookup(tenant, learner_id) if self.vault is not None else (None, {})
+        with vault_errors():
+            entry, consents = self.vault.lookup(tenant, learner_id) if self.vault is not None else (None, {})
         if entry is not None and entry.erasing or entry is None and (
                 self.settings.privacy.registration == "required" or learner_id.startswith(ID_PREFIX)):
             # (an id of the registration's form is the vault's alone: once erased it never comes back)
@@ -114,6 +115,10 @@ class LearnerService:
         material = entry.learner_key if entry else None
         subjects = tuple(self.pseudonyms.pseudonym(tenant, learner_id, version=v, learner_key=material)
                          for v in self.pseudonyms.versions)
+        with vault_errors():
+            erasing = entry is None and self.vault is not None and self.vault.erasing(tenant, list(subjects))
+        if erasing:
+            raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")  # being erased
         minor, scopes = self.consent_of(entry, consents)
         return LearnerRef(tenant, learner_id, key, subjects[0], subjects, entry, scopes, minor)
 
@@ -154,7 +159,8 @@ class LearnerService:
         the edge's to redact)."""
         if ref.entry is None or self.vault is None or not self.settings.edge.redact_pii:
             return text
-        profile = self.vault.profile(ref.entry)
+        with vault_errors():
+            profile = self.vault.profile(ref.entry) or {}
         terms = [profile.get(k) for k in ("display_name", "email", "guardian_email")]
         return redact_known(text, [t for t in terms if t])[0]
 
@@ -183,7 +189,10 @@ class LearnerService:
         ref, _ = await self._known_learner(principal, learner_id)
         if self._audit is None:
             raise NotFound("the audit trail is off (privacy.audit_enabled: false)", field="learner_id")
-        return await self.audit_records(ref, limit)
+        records = await self.audit_records(ref, limit)
+        await self.audited(principal, ref, action="read", resource="audit trail",  # who read whose trail
+                           route="GET /v1/learners/{learner_id}/audit")
+        return records
 
     async def context(self, ref: LearnerRef) -> LearnerContext | None:
         """The learner's memory, or None when nothing is stored (a registered learner before their first turn)."""

@@ -22,7 +22,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from tutor_cluster.access.relations import CLASS_LEARNERS, GUARDIAN_LEARNERS, Relations
 from tutor_cluster.config.privacy import CONSENT_SCOPES
@@ -40,7 +40,9 @@ from tutor_cluster.turns.rights_types import (
     Registration,
 )
 from tutor_cluster.turns.types import AuditRecord
-from tutor_cluster.vault.store import ErasureJob, RegistrationConflict, Vault
+from tutor_cluster.vault.store import ErasureJob, RegistrationConflict, Vault, vault_errors
+
+T = TypeVar("T")
 
 #: Erasure steps, in order.
 STEPS = ("blocked", "relations", "audit", "vault", "memory")
@@ -85,6 +87,12 @@ class LearnerRights:
         self._clock = clock
         self._after_step = after_step
 
+    @staticmethod
+    async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A vault call off the event loop; its failures are 503 ``vault_unavailable``."""
+        with vault_errors():
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
     # --- registration -----------------------------------------------------------------------------------------
 
     async def register(self, principal: Principal, body: Registration, idempotency_key: str | None
@@ -106,7 +114,7 @@ class LearnerRights:
         request = (idempotency_key, body.model_dump_json()) if idempotency_key else None
         until = minor_until(body.birth_date, band, self._learners.settings.privacy.consent_age)
         try:
-            learner_id, created_at, created = await asyncio.to_thread(
+            learner_id, created_at, created = await self._call(
                 self._vault.register, principal.tenant, region, profile, minor_until=until, request=request)
         except RegistrationConflict:
             raise InvalidInput(f"Idempotency-Key {idempotency_key!r} was used before with another body; send a new "
@@ -134,15 +142,22 @@ class LearnerRights:
 
     async def consent(self, principal: Principal, learner_id: str) -> ConsentView:
         ref, _ = await self._existing(principal, learner_id)
-        history = await asyncio.to_thread(self._vault.consent_history, ref.tenant, learner_id)
+        history = await self._call(self._vault.consent_history, ref.tenant, learner_id)
         return self._consent_view(ref, history)
 
     async def change_consent(self, principal: Principal, learner_id: str, change: ConsentChange) -> ConsentView:
-        """Record grants and revocations. A minor's scopes are a guardian's (a verifiable ``method``) or the
-        school's (``school_authorization``, by an institution admin) to decide; an older learner decides their
-        own (``self``) and a guardian may still record theirs."""
+        """Record grants and revocations. A minor's scopes are a guardian's to decide (with a verifiable
+        ``method``), ``tutoring`` also the school's (``school_authorization``, by an institution admin); a learner
+        at or above the consent age decides their own (``self``), and nobody else may."""
         ref, _ = await self._existing(principal, learner_id)
         role, method = principal.role, change.method
+        if role != "learner" and not ref.minor:
+            raise Forbidden("the learner is at or above the consent age and decides their own consent "
+                            f"(privacy.consent_age {self._learners.settings.privacy.consent_age})",
+                            code="learner_decides", field="scopes")
+        if role == "institution_admin" and set(change.scopes) - {"tutoring"}:
+            raise InvalidInput("a school's authorization covers tutoring only (the educational context); analytics "
+                               "and model_improvement need a guardian's consent", field="scopes")
         if role == "learner":
             if ref.minor:
                 raise Forbidden("a learner below the consent age cannot consent: a guardian must "
@@ -160,7 +175,7 @@ class LearnerRights:
         now = self._clock()
         decisions = [{"scope": scope, "granted": granted, "actor": principal.key_id, "role": role,
                       "method": method, "at": now} for scope, granted in change.scopes.items()]
-        await asyncio.to_thread(self._vault.record_consent, ref.tenant, learner_id, decisions)
+        await self._call(self._vault.record_consent, ref.tenant, learner_id, decisions)
         await self._learners.audited(principal, ref, action="write", resource="consent",
                                      route="PUT /v1/learners/{learner_id}/consent")
         return await self.consent(principal, learner_id)
@@ -172,9 +187,11 @@ class LearnerRights:
         ref, ctx = await self._existing(principal, learner_id)
         registration = None
         if ref.entry is not None:
-            profile = await asyncio.to_thread(self._vault.profile, ref.entry)
+            profile = await self._call(self._vault.profile, ref.entry)
+            if profile is None:  # erased meanwhile
+                raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
             registration = {"region": ref.entry.region, "created_at": ref.entry.created_at, "profile": profile}
-        history = await asyncio.to_thread(self._vault.consent_history, ref.tenant, learner_id)
+        history = await self._call(self._vault.consent_history, ref.tenant, learner_id)
         audit = await self._learners.audit_records(ref, 100_000)
         await self._learners.audited(principal, ref, action="export", resource="all learner data",
                                      route="GET /v1/learners/{learner_id}/export")
@@ -195,7 +212,7 @@ class LearnerRights:
         tenant = principal.tenant
         await self._learners.check_access(principal, learner_id)
         refs = self._job_refs(tenant, learner_id)
-        job = await asyncio.to_thread(self._vault.erasure, tenant, refs)
+        job = await self._call(self._vault.erasure, tenant, refs)
         if job is None or job.completed_at is not None:
             exists = False
             with contextlib.suppress(NotFound):  # unknown, or (registered) erased already
@@ -204,11 +221,14 @@ class LearnerRights:
             if not exists:
                 if job is None:
                     raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")
+                # erased before: memory is cleared again (a turn that was past its checks when the erasure
+                # started may have written it once more), then the same receipt
+                await self._learners.forget(learner_key(tenant, learner_id))
                 return self._receipt(job, learner_id)
             # new, or a client-chosen id used again after its erasure (registration 'optional'): erased anew
             receipt = {"receipt_id": uuid.uuid4().hex, "unlinkable": ref.entry is not None}
-            job = await asyncio.to_thread(self._vault.begin_erasure, tenant, refs[0], learner_id, receipt,
-                                          restart=job is not None)
+            job = await self._call(self._vault.begin_erasure, tenant, refs[0], learner_id, ref.pseudonym,
+                                          receipt, restart=job is not None)
         return self._receipt(await self._run(job, principal), learner_id)
 
     @staticmethod
@@ -219,36 +239,35 @@ class LearnerRights:
                               unlinkable=bool(job.receipt["unlinkable"]))
 
     async def _run(self, job: ErasureJob, principal: Principal | None) -> ErasureJob:
-        tenant, learner_id = job.tenant, job.learner_id
+        learner_id = job.learner_id
         if learner_id is None:  # completed meanwhile by another replica
             return job
         for step in STEPS:
             if step not in job.steps:
-                await self._step(step, tenant, learner_id, principal)
-                job = await asyncio.to_thread(self._vault.step_done, job, step)
+                await self._step(step, job, learner_id, principal)
+                job = await self._call(self._vault.step_done, job, step)
                 if self._after_step is not None:
                     self._after_step(step)
         erased = ["relations", *(["vault"] if job.receipt["unlinkable"] else []), "memory"]
         receipt = {**job.receipt, "erased": erased}
-        return await asyncio.to_thread(self._vault.finish_erasure, job, receipt)
+        return await self._call(self._vault.finish_erasure, job, receipt)
 
-    async def _step(self, step: str, tenant: str, learner_id: str, principal: Principal | None) -> None:
+    async def _step(self, step: str, job: ErasureJob, learner_id: str, principal: Principal | None) -> None:
         """Run one step (each idempotent: a resumed job may run one twice)."""
-        vault = self._vault
+        vault, tenant = self._vault, job.tenant
         if step == "blocked":
-            await asyncio.to_thread(vault.block, tenant, learner_id)
+            await self._call(vault.block, tenant, learner_id)
         elif step == "relations":
             await asyncio.to_thread(self._unlink, tenant, learner_id)
         elif step == "audit":
-            entry = await asyncio.to_thread(vault.entry, tenant, learner_id)
-            subject = self._learners.pseudonyms.pseudonym(tenant, learner_id,
-                                                          learner_key=entry.learner_key if entry else None)
+            # the pseudonym recorded when the job began: the learner's key may be gone by now (a resumed job)
+            subject = job.subject or self._learners.pseudonyms.pseudonym(tenant, learner_id)
             actor = principal or Principal(key_id="erasure-resume", tenant=tenant, role="platform_admin",
                                            scopes=frozenset())
             await self._learners.audit_subject(actor, subject, action="erase", resource="all learner data",
                                                route=ROUTE_ERASE)
         elif step == "vault":
-            await asyncio.to_thread(vault.shred, tenant, learner_id)
+            await self._call(vault.shred, tenant, learner_id)
         else:
             await self._learners.forget(learner_key(tenant, learner_id))
 
@@ -264,7 +283,7 @@ class LearnerRights:
 
     async def resume_pending(self) -> int:
         """Finish the erasures a crash interrupted (the gateway calls it at start); returns how many."""
-        jobs = await asyncio.to_thread(self._vault.pending_erasures)
+        jobs = await self._call(self._vault.pending_erasures)
         for job in jobs:
             await self._run(job, None)
         return len(jobs)

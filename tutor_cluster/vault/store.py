@@ -10,17 +10,22 @@ learner's sealed key does not linger in free pages. A Redis/SQL vault per region
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tutor_cluster import embedded_db
+from tutor_cluster.errors import Unavailable
+from tutor_cluster.privacy import PseudonymKeyError
 from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt, context, new_key, seal, unseal
 
 _SCHEMA = (
@@ -44,6 +49,17 @@ ID_PREFIX = "lrn_"
 
 def new_learner_id() -> str:
     return ID_PREFIX + base64.b32encode(os.urandom(15)).decode().lower()
+
+
+@contextlib.contextmanager
+def vault_errors() -> Iterator[None]:
+    """A vault that cannot be read or written (a locked or missing file, a value that does not open, a KEK version
+    this process lacks) is :class:`Unavailable` (503 ``vault_unavailable``), never a 500."""
+    try:
+        yield
+    except (sqlite3.Error, VaultCorrupt, PseudonymKeyError) as exc:
+        raise Unavailable(f"the vault cannot be used: {type(exc).__name__}: {exc}", kind="vault_unavailable",
+                          retry_after_s=2) from None
 
 
 class RegistrationConflict(ValueError):
@@ -74,6 +90,7 @@ class ErasureJob:
     receipt: dict[str, Any]
     requested_at: float
     completed_at: float | None
+    subject: str | None = None  # the learner's pseudonym, for the audit record (sealed with the id, wiped with it)
 
 
 class Vault:
@@ -112,6 +129,17 @@ class Vault:
         self._deks[tenant] = dek
         return dek
 
+    def _read_data_key(self, tenant: str) -> bytes:
+        """The tenant's data key through the read connection (lookups never take the writer's lock)."""
+        with self._read_lock:
+            row = self._reads.execute("SELECT kek_version, wrapped FROM tenant_keys WHERE tenant = ?",
+                                      (tenant,)).fetchone()
+        if row is None:
+            raise VaultCorrupt(f"the vault has learners of tenant {tenant!r} but no data key for them")
+        dek = unseal(self._keks.key(row[0]), row[1], context("tenant-key", tenant))
+        self._deks[tenant] = dek
+        return dek
+
     def rewrap(self) -> int:
         """Re-wrap every tenant data key with the current KEK (after a KEK rotation); returns how many."""
         with self._lock:
@@ -135,11 +163,15 @@ class Vault:
                  request: tuple[str, str] | None = None) -> tuple[str, float, bool]:
         """Store a new learner's personal data; returns (learner id, created at, created). ``minor_until``: until
         when a guardian must consent (sealed: it tells the birth date). ``request``: an idempotency key and the
-        body's hash: the same key again returns the same learner (:class:`RegistrationConflict` with another
-        body)."""
+        request body: the same key again returns the same learner (:class:`RegistrationConflict` with another
+        body; only an HMAC of the body is stored)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                dek = self._data_key(tenant)
+                # the body holds personal data: only its HMAC under the tenant's key is kept, to tell a retry
+                body = (hmac.new(dek, request[1].encode(), hashlib.sha256).hexdigest()
+                        if request is not None else "")
                 if request is not None:
                     seen = self._db.execute(
                         "SELECT r.learner_id, r.body, l.created_at FROM registrations r JOIN learners l "
@@ -147,10 +179,9 @@ class Vault:
                         "WHERE r.tenant = ? AND r.request = ?", (tenant, request[0])).fetchone()
                     if seen is not None:
                         self._db.execute("ROLLBACK")
-                        if seen[1] != request[1]:
+                        if not hmac.compare_digest(seen[1], body):
                             raise RegistrationConflict(request[0])
                         return seen[0], seen[2], False
-                dek = self._data_key(tenant)
                 learner_id, learner_key, now = new_learner_id(), new_key(), self._clock()
                 sealed_key = seal(dek, learner_key, context("learner-key", tenant, learner_id))
                 sealed = seal(learner_key, json.dumps(profile, sort_keys=True).encode(),
@@ -161,7 +192,7 @@ class Vault:
                                  (tenant, learner_id, region, now, sealed_key, sealed, minor))
                 if request is not None:
                     self._db.execute("INSERT INTO registrations (tenant, request, learner_id, body) "
-                                     "VALUES (?, ?, ?, ?)", (tenant, request[0], learner_id, request[1]))
+                                     "VALUES (?, ?, ?, ?)", (tenant, request[0], learner_id, body))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -191,10 +222,7 @@ class Vault:
             consents = self._consents(self._reads, tenant, learner_id)
         if row is None:
             return None, consents
-        dek = self._deks.get(tenant)
-        if dek is None:
-            with self._lock:
-                dek = self._data_key(tenant)
+        dek = self._deks.get(tenant) or self._read_data_key(tenant)
         key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
         minor_until = float(unseal(dek, row[4], context("minor-until", tenant, learner_id)))
         return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]), minor_until, consents), consents
@@ -221,13 +249,13 @@ class Vault:
                                     (tenant, learner_id)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def profile(self, entry: VaultEntry) -> dict[str, Any]:
-        """The learner's personal data, decrypted (a read: never waits for a writer)."""
+    def profile(self, entry: VaultEntry) -> dict[str, Any] | None:
+        """The learner's personal data, decrypted (a read: never waits for a writer); None once erased."""
         with self._read_lock:
             row = self._reads.execute("SELECT profile FROM learners WHERE tenant = ? AND learner_id = ?",
                                       (entry.tenant, entry.learner_id)).fetchone()
-        if row is None:
-            raise KeyError(entry.learner_id)
+        if row is None:  # erased meanwhile
+            return None
         return json.loads(unseal(entry.learner_key, row[0], context("profile", entry.tenant, entry.learner_id)))
 
     def block(self, tenant: str, learner_id: str) -> None:
@@ -256,12 +284,11 @@ class Vault:
 
     def _job(self, row: tuple[Any, ...], tenant: str) -> ErasureJob:
         ref, sealed, steps, receipt, requested, completed = row
-        learner_id = None
+        who: dict[str, str] = {}
         if sealed is not None:
-            dek = self._data_key(tenant)
-            learner_id = unseal(dek, sealed, context("erasure", tenant, ref)).decode()
-        return ErasureJob(tenant, ref, learner_id, tuple(json.loads(steps)), json.loads(receipt), requested,
-                          completed)
+            who = json.loads(unseal(self._data_key(tenant), sealed, context("erasure", tenant, ref)))
+        return ErasureJob(tenant, ref, who.get("id"), tuple(json.loads(steps)), json.loads(receipt), requested,
+                          completed, who.get("subject"))
 
     def erasure(self, tenant: str, refs: list[str]) -> ErasureJob | None:
         """The erasure job of the learner known by any of ``refs`` (their pseudonyms under each secret version)."""
@@ -271,14 +298,16 @@ class Vault:
                                    f"WHERE tenant = ? AND ref IN ({marks})", (tenant, *refs)).fetchone()
             return self._job(row, tenant) if row else None
 
-    def begin_erasure(self, tenant: str, ref: str, learner_id: str, receipt: dict[str, Any], *,
+    def begin_erasure(self, tenant: str, ref: str, learner_id: str, subject: str, receipt: dict[str, Any], *,
                       restart: bool = False) -> ErasureJob:
-        """Record (durably, before any deletion) that the learner is to be erased; the raw id is kept sealed
-        until the job completes, so a crashed erasure can resume. ``restart``: replace a completed job (the same
-        client-chosen id used again). A job already pending is returned as it is."""
+        """Record (durably, before any deletion) that the learner is to be erased; the raw id and the
+        learner's pseudonym (``subject``) are kept sealed until the job completes, so a crashed erasure can
+        resume. ``restart``: replace a completed job (the same client-chosen id used again). A job already
+        pending is returned as it is."""
         with self._lock:
             dek = self._data_key(tenant)
-            sealed = seal(dek, learner_id.encode(), context("erasure", tenant, ref))
+            sealed = seal(dek, json.dumps({"id": learner_id, "subject": subject}).encode(),
+                          context("erasure", tenant, ref))
             if restart:
                 self._db.execute("DELETE FROM erasures WHERE tenant = ? AND ref = ? AND completed_at IS NOT NULL",
                                  (tenant, ref))
@@ -293,7 +322,7 @@ class Vault:
         with self._lock:
             self._db.execute("UPDATE erasures SET steps = ? WHERE tenant = ? AND ref = ?",
                              (json.dumps(steps), job.tenant, job.ref))
-        return ErasureJob(job.tenant, job.ref, job.learner_id, steps, job.receipt, job.requested_at, None)
+        return ErasureJob(job.tenant, job.ref, job.learner_id, steps, job.receipt, job.requested_at, None, job.subject)
 
     def finish_erasure(self, job: ErasureJob, receipt: dict[str, Any]) -> ErasureJob:
         """Complete the job: the receipt is kept, the sealed raw id is wiped."""
@@ -303,6 +332,13 @@ class Vault:
                              "WHERE tenant = ? AND ref = ?", (json.dumps(receipt), now, job.tenant, job.ref))
             embedded_db.truncate_wal(self._db)
         return ErasureJob(job.tenant, job.ref, None, job.steps, receipt, job.requested_at, now)
+
+    def erasing(self, tenant: str, refs: list[str]) -> bool:
+        """Whether an erasure of the learner known by any of ``refs`` is under way (a read: never waits)."""
+        marks = ",".join("?" * len(refs))
+        with self._read_lock:
+            return self._reads.execute(f"SELECT 1 FROM erasures WHERE tenant = ? AND ref IN ({marks}) "  # noqa: S608
+                                       "AND completed_at IS NULL", (tenant, *refs)).fetchone() is not None
 
     def pending_erasures(self) -> list[ErasureJob]:
         with self._lock:

@@ -108,6 +108,11 @@ def test_memory_never_serves_what_retention_no_longer_allows(tmp_path: Path) -> 
     _remember(store, "acme/busy", updated=NOW, said=[("old words", NOW - 45 * DAY), ("new words", NOW)])
     assert actor.get("acme/idle") is None and store.get("acme/idle") is None
     assert [s.summary for s in actor.get("acme/busy").recent] == ["new words"]
+    _remember(store, "acme/busy2", updated=NOW, said=[("old words", NOW - 45 * DAY), ("new words", NOW)])
+    before, after, _ = actor.apply("acme/busy2", LearnerUpdate(turn_id="t9", summary=TurnSummary(
+        turn_id="t9", at=NOW, summary="newest")))  # uncached: what the store holds, as retention allows it
+    assert [s.summary for s in before.recent] == ["new words"]  # the prompt is built from `before`
+    assert [s.summary for s in after.recent] == ["new words", "newest"]
     _, after, _ = actor.apply("acme/busy", LearnerUpdate(turn_id="t9", summary=TurnSummary(turn_id="t9", at=NOW,
                                                                                             summary="newest")))
     assert [s.summary for s in after.recent] == ["new words", "newest"]

@@ -122,7 +122,9 @@ def test_the_injection_guard_on_its_labelled_sets() -> None:
 
 @pytest.mark.parametrize("shape", [lambda n: "a" * n, lambda n: "a@" * (n // 2), lambda n: "a." * (n // 2),
                                    lambda n: "ignore " * (n // 7), lambda n: ("x" * 63 + ".") * (n // 64),
-                                   lambda n: "1 " * (n // 2)])
+                                   lambda n: "1 " * (n // 2), lambda n: "calle " + "A" * 60 + " " * n + "x",
+                                   lambda n: "calle " + "A " * (n // 2), lambda n: "1 " + "Ab " * (n // 3),
+                                   lambda n: "Calle De " * (n // 9), lambda n: "1 Aa\t" * (n // 5)])
 def test_screening_runs_in_linear_time_on_hostile_shapes(shape) -> None:
     """Doubling the input twice multiplies the work by ~4 when linear, ~16 when quadratic (the e-mail pattern used
     to be: 32,000 characters took 5 s). Best of 5 per size, so a busy machine does not decide the outcome."""

@@ -168,7 +168,8 @@ def test_cascade_sends_very_complex_turns_straight_up(tmp_path: Path) -> None:
 def test_every_answer_is_in_the_spend_ledger(tmp_path: Path) -> None:
     small, core = _Answers("The answer is 2/6."), _Answers("Quarters!")
     router, _ = _two_engines(tmp_path, small, core, policy="cascade")
-    done = _run(router, _math_turn("explain").model_copy(update={"tenant": "acme", "learner_ref": "p-123"}))[-1]
+    done = _run(router, _math_turn("explain").model_copy(update={"tenant": "acme", "learner_ref": "p-123",
+                                                                 "training": True}))[-1]
     (entry,) = router._ledger.entries()
     assert entry["tenant"] == "acme" and entry["learner"] == "p-123" and entry["model"] == "tutor-core"
     assert entry["cost"] == done.cost and entry["small_ok"] is False and entry["policy"] == "cascade"

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.unit.stand_ins import FixedAnswer, RecordingMetrics
-from tests.unit.turns.test_rights import auth, consent, disk_bytes, services_for, settings_for
+from tests.unit.turns.test_rights import auth, disk_bytes, services_for, settings_for
 from tutor_cluster.api.app import build_fastapi
 from tutor_cluster.telemetry.events import read_events
 
@@ -38,7 +38,7 @@ def test_seeded_personal_data_reaches_no_prompt_store_event_metric_or_file(tmp_p
     services = services_for(settings_for(tmp_path), engine, metrics)
     with TestClient(build_fastapi(services)) as client:
         learner = client.post("/v1/learners", json=LEARNER, headers=auth("adm")).json()["learner_id"]
-        consent(client, learner, {"analytics": True})  # events are written, so they can be scanned
+        # 13-15: of consent age, analytics by default, so events are written and can be scanned
         for i, message in enumerate(MESSAGES):
             body = {"learner_id": learner, "session_id": "pii", "message": message, "exercise_id": "frac-add-1",
                     "turn_id": f"p{i}"}
@@ -48,12 +48,40 @@ def test_seeded_personal_data_reaches_no_prompt_store_event_metric_or_file(tmp_p
         audit = client.get(f"/v1/learners/{learner}/audit", headers=auth("adm")).text
     services.events.flush()
     assert engine.calls == len(MESSAGES)
-    prompts = json.dumps([r.messages for r in engine.requests])
-    places = {"prompts": prompts, "memory": json.dumps(memory), "audit": audit,
-              "events": read_events(tmp_path / "events").to_json(), "metrics": json.dumps(metrics.seen),
-              "files": disk_bytes(tmp_path).decode("latin-1")}
+    prompts = json.dumps([r.messages for r in engine.requests], ensure_ascii=False)
+    places = {"prompts": prompts, "memory": json.dumps(memory, ensure_ascii=False), "audit": audit,
+              "events": read_events(tmp_path / "events").to_json(force_ascii=False),
+              "metrics": json.dumps(metrics.seen, ensure_ascii=False),
+              "files": disk_bytes(tmp_path).decode("utf-8", errors="replace")}  # text (ASCII or UTF-8) as written
     found = [(what, where) for what, value in SEEDED.items() for where, text in places.items()
              if value.lower() in text.lower()]
     assert found == [], found
     assert "[name]" in prompts and "[email]" in prompts and "[address]" in prompts and "[postcode]" in prompts
     assert "common denominator" in prompts and "numerator" in prompts  # the questions themselves got through
+
+
+def test_a_name_that_is_also_a_maths_word_is_redacted_only_as_a_name() -> None:
+    from tutor_cluster.edge.screening import redact_known
+
+    text, n = redact_known("Mark Root asks: what is the square root of 16? mark my answer, Root.", ["Mark Root"])
+    assert text == "[name] asks: what is the square root of 16? mark my answer, [name]." and n == 2
+    text, _ = redact_known("philippa here (MARCHETTI)", ["Philippa Quenby-Marchetti"])
+    assert text == "[name] here ([name])"
+
+
+def test_without_redaction_the_same_scan_finds_everything(tmp_path: Path) -> None:
+    """The negative control: with ``edge.redact_pii: false`` the scan above finds the seeded data in the prompts,
+    memory and files — so its empty result means something."""
+    settings = settings_for(tmp_path)
+    settings = settings.model_copy(update={"edge": settings.edge.model_copy(update={"redact_pii": False})})
+    engine = FixedAnswer("Think about equal parts.")
+    with TestClient(build_fastapi(services_for(settings, engine))) as client:
+        learner = client.post("/v1/learners", json=LEARNER, headers=auth("adm")).json()["learner_id"]
+        for i, message in enumerate(MESSAGES):
+            body = {"learner_id": learner, "session_id": "pii", "message": message, "exercise_id": "frac-add-1",
+                    "turn_id": f"p{i}"}
+            assert client.post("/v1/tutor/turns", json=body, headers=auth()).status_code == 200
+    prompts = json.dumps([r.messages for r in engine.requests], ensure_ascii=False).lower()
+    assert all(value.lower() in prompts for value in SEEDED.values()), [v for v in SEEDED.values()
+                                                                      if v.lower() not in prompts]
+    assert SEEDED["street"].encode() in disk_bytes(tmp_path) and SEEDED["calle"].encode() in disk_bytes(tmp_path)

@@ -4,6 +4,7 @@ the turns are answers the edge settles): registration, export, erasure — and w
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -21,14 +22,18 @@ from tutor_cluster.api.auth import hash_key
 from tutor_cluster.config.auth import ApiKey
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.edge.deployment import EdgeTier
+from tutor_cluster.learner.context import LearnerUpdate, TurnSummary
 from tutor_cluster.routing.router import RouterCore
 from tutor_cluster.telemetry.events import read_events
+from tutor_cluster.vault.crypto import KeyEncryptionKeys
 from tutor_cluster.vault.store import Vault
 
 PII = {"display_name": "Philippa Quenby-Marchetti", "email": "pquenby.marchetti@example.net",
        "guardian_email": "g.quenby.parent@example.net", "birth_date": "2014-05-17"}
 MESSAGE = "I think 3/4 because my iguana Bartholomew told me"
 ROOT = Path(__file__).resolve().parents[3]
+#: "Today" for the services in these tests, so ages do not change as the calendar does.
+TODAY = datetime.datetime(2026, 12, 1, 12, tzinfo=datetime.timezone.utc).timestamp()
 
 
 def settings_for(tmp: Path, registration: str = "optional") -> Settings:
@@ -52,7 +57,7 @@ def services_for(settings: Settings, engine: Any = None, metrics: RecordingMetri
     return build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
                           InProcess(RouterCore(settings.routing, settings.catalogue, engines)),
                           InProcessMemory(settings), None, metrics=metrics or RecordingMetrics(),
-                          pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS)
+                          pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS, clock=lambda: TODAY)
 
 
 def auth(who: str = "svc") -> dict[str, str]:
@@ -110,16 +115,18 @@ def test_a_bad_registration_is_a_422_naming_the_field_and_stores_nothing(client:
 
 
 def test_registration_gives_an_opaque_id_retries_are_one_learner_and_only_managers_register(
-        client: TestClient) -> None:
+        client: TestClient, tmp_path: Path) -> None:
     first = client.post("/v1/learners", json=PII, headers={**auth("adm"), "Idempotency-Key": "reg-1"})
     again = client.post("/v1/learners", json=PII, headers={**auth("adm"), "Idempotency-Key": "reg-1"})
     assert (first.status_code, again.status_code) == (201, 200)
-    assert first.json() == again.json() and first.json()["age_band"] == "under_13"  # 2014 → under 13 (2026)
+    assert first.json() == again.json() and first.json()["age_band"] == "under_13"  # born 2014, today 2026
     assert "quenby" not in first.json()["learner_id"].lower()
     clash = client.post("/v1/learners", json={**PII, "display_name": "Other"},
                         headers={**auth("adm"), "Idempotency-Key": "reg-1"})
     assert clash.status_code == 422 and clash.json()["error"]["field"] == "Idempotency-Key"
     assert client.post("/v1/learners", json=PII, headers=auth("gdn")).status_code == 403
+    on_disk = disk_bytes(tmp_path)  # the vault, the audit log, …: nothing of the request in clear (nor its retry)
+    assert [v for v in PII.values() if v.encode() in on_disk] == []
 
 
 def test_export_holds_everything_about_the_learner_and_nothing_of_another(client: TestClient) -> None:
@@ -298,9 +305,23 @@ def test_an_older_learner_is_tutored_from_registration_and_decides_their_own_sco
         view = client.get(f"/v1/learners/{teen}/consent", headers=auth("svc")).json()
         assert view == {"minor": False, "records": [],
                         "scopes": {"tutoring": True, "analytics": True, "model_improvement": False}}
-        school = client.put(f"/v1/learners/{teen}/consent", json={"scopes": {"model_improvement": True}},
+        assert client.put(f"/v1/guardians/gdn/learners/{teen}", headers=auth("adm")).status_code == 200
+        for who, method in (("adm", "school_authorization"), ("gdn", "signed_form")):  # only the teen decides
+            other = client.put(f"/v1/learners/{teen}/consent", json={"scopes": {"analytics": False},
+                                                                     "method": method}, headers=auth(who))
+            assert other.status_code == 403 and other.json()["error"]["code"] == "learner_decides", other.text
+        child = register(client)  # under the consent age: the school may authorise tutoring, nothing more
+        school = client.put(f"/v1/learners/{child}/consent", json={"scopes": {"tutoring": True, "analytics": True},
+                                                                   "method": "school_authorization"},
+                            headers=auth("adm"))
+        assert school.status_code == 422 and school.json()["error"]["field"] == "scopes"
+        school = client.put(f"/v1/learners/{child}/consent", json={"scopes": {"tutoring": True}},
                             headers=auth("adm"))
         assert school.status_code == 422 and school.json()["error"]["field"] == "method"
+        school = client.put(f"/v1/learners/{child}/consent", json={"scopes": {"tutoring": True},
+                                                                   "method": "school_authorization"},
+                            headers=auth("adm"))
+        assert school.status_code == 200 and school.json()["scopes"]["tutoring"] is True
 
 
 @pytest.mark.parametrize(("birth", "band", "minor"), [
@@ -312,3 +333,50 @@ def test_who_needs_a_guardians_consent_is_decided_by_age_on_the_day(client: Test
     body = {"display_name": "X", **({"birth_date": birth} if birth else {}), **({"age_band": band} if band else {})}
     r = client.post("/v1/learners", json=body, headers=auth("adm"))
     assert r.status_code == 201 and r.json()["consent_required"] is minor, (body, r.text)
+
+
+def test_a_late_write_after_an_erasure_is_cleared_by_a_repeat_delete(tmp_path: Path) -> None:
+    """A turn already past its checks when the erasure ran can write the learner's memory once more; the
+    documented remedy — DELETE again — clears it and returns the same receipt."""
+    services = services_for(settings_for(tmp_path))
+    with TestClient(build_fastapi(services)) as client:
+        learner = register(client, {"display_name": "Late Writer", "age_band": "adult"})
+        assert client.post("/v1/tutor/turns", json=turn(learner), headers=auth()).status_code == 200
+        first = client.delete(f"/v1/learners/{learner}", headers=auth("adm")).json()
+        memory = services.learners._memory  # the late write, as the in-flight turn would make it
+        memory.actor.apply(f"acme/{learner}", LearnerUpdate(turn_id="late", summary=TurnSummary(
+            turn_id="late", at=TODAY, summary="late words")))
+        assert b"late words" in disk_bytes(tmp_path)
+        again = client.delete(f"/v1/learners/{learner}", headers=auth("adm")).json()
+        assert again["receipt_id"] == first["receipt_id"]
+        assert memory.actor.get(f"acme/{learner}") is None and b"late words" not in disk_bytes(tmp_path)
+
+
+def test_a_learner_being_erased_is_unknown_everywhere_even_unregistered(tmp_path: Path) -> None:
+    services = services_for(settings_for(tmp_path))
+    with TestClient(build_fastapi(services)) as client:
+        assert client.post("/v1/tutor/turns", json=turn("kid-77"), headers=auth()).status_code == 200
+        vault = services.learners.vault
+        ref = TEST_PSEUDONYMS.pseudonym("acme", "kid-77")  # a job under way (as if its runner had crashed)
+        vault.begin_erasure("acme", ref, "kid-77", ref, {"receipt_id": "r", "unlinkable": False})
+        assert client.post("/v1/tutor/turns", json=turn("kid-77"), headers=auth()).status_code == 404
+        assert client.get("/v1/learners/kid-77", headers=auth()).status_code == 404
+        done = client.delete("/v1/learners/kid-77", headers=auth("adm"))  # finishes the job
+        assert done.status_code == 200 and done.json()["unlinkable"] is False
+
+
+def test_a_vault_that_cannot_be_read_is_a_503_not_a_500(tmp_path: Path) -> None:
+    """A replica holding another key-encryption key (one that missed a rotation) cannot open the vault: every
+    route answers 503 vault_unavailable, nothing crashes and nothing is written."""
+    with TestClient(build_fastapi(services_for(settings_for(tmp_path)))) as client:
+        learner = register(client, {"display_name": "Kept", "age_band": "adult"})
+    settings = settings_for(tmp_path)
+    other = build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
+                           InProcess(RouterCore(settings.routing, settings.catalogue, {})), InProcessMemory(settings),
+                           None, metrics=RecordingMetrics(), pseudonyms=TEST_PSEUDONYMS,
+                           keks=KeyEncryptionKeys([("v9", b"a-different-kek-" * 3)]))
+    with TestClient(build_fastapi(other)) as client:
+        for method, path, body in (("POST", "/v1/tutor/turns", turn(learner)), ("GET", f"/v1/learners/{learner}/export", None),
+                                   ("DELETE", f"/v1/learners/{learner}", None)):
+            r = client.request(method, path, json=body, headers=auth("adm" if method != "POST" else "svc"))
+            assert r.status_code == 503 and r.json()["error"]["type"] == "vault_unavailable", (path, r.text)

@@ -91,12 +91,15 @@ def test_shredding_leaves_no_trace_of_the_learner_on_disk(tmp_path: Path) -> Non
 def test_an_erasure_job_keeps_the_raw_id_sealed_and_only_until_it_completes(tmp_path: Path) -> None:
     path = tmp_path / "vault.db"
     vault = Vault(path, TEST_KEKS)
-    job = vault.begin_erasure("acme", "t1-ref", "kid-raw-id-42", {"receipt_id": "r1", "unlinkable": True})
+    job = vault.begin_erasure("acme", "t1-ref", "kid-raw-id-42", "t1-subject",
+                              {"receipt_id": "r1", "unlinkable": True})
     assert b"kid-raw-id-42" not in _disk(path)
-    assert [j.learner_id for j in Vault(path, TEST_KEKS).pending_erasures()] == ["kid-raw-id-42"]
+    assert [(j.learner_id, j.subject) for j in Vault(path, TEST_KEKS).pending_erasures()] == [
+        ("kid-raw-id-42", "t1-subject")]
+    assert Vault(path, TEST_KEKS).erasing("acme", ["t1-ref"]) and not vault.erasing("globex", ["t1-ref"])
     job = vault.step_done(job, "blocked")
     done = vault.finish_erasure(job, {**job.receipt, "erased": ["memory"]})
-    assert done.learner_id is None and vault.pending_erasures() == []
+    assert done.learner_id is None and vault.pending_erasures() == [] and not vault.erasing("acme", ["t1-ref"])
     stored = vault.erasure("acme", ["t1-ref"])
     assert stored is not None and stored.learner_id is None and stored.receipt["erased"] == ["memory"]
     with sqlite3.connect(path) as db:
