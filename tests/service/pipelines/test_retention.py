@@ -126,3 +126,15 @@ def test_bad_settings_are_exit_2_with_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "retention", "sweep", "--config",
                            str(config)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "events_days" in proc.stderr
+
+
+def test_a_store_that_cannot_be_swept_is_exit_1_naming_it_and_the_others_are_still_swept(tmp_path: Path) -> None:
+    sink = EventSink(EventsConfig(path=str(tmp_path / "events"), max_buffer=1000))
+    sink.add({"at": NOW - 100 * DAY, "turn_id": "old", "tenant": "acme", "learner": "k1-x"})
+    sink.flush()
+    down = StoreConfig(backend="redis", redis_url="redis://127.0.0.1:1/0", timeout_s=0.5)  # nothing listens there
+    config = _settings_file(tmp_path, down, BudgetConfig(backend="sqlite", sqlite_path=str(tmp_path / "b.db")))
+    proc = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "retention", "sweep", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "memory:" in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert '"event_rows_deleted": 1' in proc.stdout and list((tmp_path / "events").glob("date=*")) == []

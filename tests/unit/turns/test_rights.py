@@ -235,7 +235,7 @@ print("not killed", flush=True)
 """
 
 
-@pytest.mark.parametrize("step", ["blocked", "audit", "vault"])
+@pytest.mark.parametrize("step", ["blocked", "relations", "audit", "vault", "memory"])
 def test_an_erasure_killed_half_way_completes_when_the_service_restarts(tmp_path: Path, step: str) -> None:
     """SIGKILL right after a step was recorded; a fresh service over the same files finishes the job at start
     (no request needed), and a repeat DELETE returns the receipt."""
