@@ -54,3 +54,15 @@ class BudgetExhausted(TutorError):
     """A spending budget has no room left; it resets after ``retry_after_s``."""
 
     kind = "budget_exceeded"
+
+
+class WrongRegion(TutorError):
+    """The learner's home region is another one: this region's replicas and stores never serve them (the
+    gateway refuses or forwards the request, by ``regions.<name>.foreign_learners``)."""
+
+    kind = "wrong_region"
+
+    def __init__(self, subject: str, home: str, field: str = "learner_id") -> None:
+        super().__init__(f"{subject} belongs to region {home!r}, whose gateway alone serves them; send the request "
+                         "there", field=field)
+        self.home = home

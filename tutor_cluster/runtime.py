@@ -115,6 +115,7 @@ def init_local_ray(
     metrics_export_port: int | None = None,
     namespace: str | None = None,
     log_to_driver: bool = True,
+    resources: dict[str, float] | None = None,
 ) -> None:
     """Start a local Ray whose every process binds and connects on 127.0.0.1; raise LoopbackError otherwise."""
     apply_ray_env(local=True)
@@ -135,6 +136,7 @@ def init_local_ray(
         include_dashboard=include_dashboard,
         namespace=namespace,
         log_to_driver=log_to_driver,
+        resources=resources,
         _node_ip_address=LOOPBACK,
         **kwargs,
     )
@@ -160,3 +162,24 @@ def serve_request_id() -> str | None:
         return _get_serve_request_context().request_id or None
     except Exception:  # noqa: BLE001 - private API: tracing must never fail a request
         return None
+
+
+class DeploymentRef:
+    """A deployment of another Serve application (another region's model tiers), bound by name and resolved to a
+    handle inside the replica that calls it: the two applications deploy independently."""
+
+    def __init__(self, app: str, deployment: str) -> None:
+        self.app, self.deployment = app, deployment
+
+    def __repr__(self) -> str:
+        return f"DeploymentRef({self.app!r}, {self.deployment!r})"
+
+    def handle(self) -> Any:
+        from ray import serve
+
+        return serve.get_deployment_handle(self.deployment, self.app, _check_exists=False)
+
+
+def resolve_handle(handle: Any) -> Any:
+    """A handle as given, or the handle a :class:`DeploymentRef` names."""
+    return handle.handle() if isinstance(handle, DeploymentRef) else handle

@@ -18,6 +18,7 @@ from tutor_cluster.access.relations import Relations, open_relations
 from tutor_cluster.api import classes, curriculum, health, learners, openai, tutor
 from tutor_cluster.api.auth import Authenticator
 from tutor_cluster.api.errors import install_error_handlers
+from tutor_cluster.api.forwarding import RegionForwarder, install_region_handler
 from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.ratelimit import RateLimiter
 from tutor_cluster.audit.log import AuditLog, AuditStore
@@ -52,15 +53,18 @@ class Services:
     events: EventSink
     relations: Relations | None = None
     rights: LearnerRights | None = None
+    forwarder: RegionForwarder | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
 
 def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMemory | None, knowledge: Any = None,
                    *, metrics: Metrics | None = None, pseudonyms: PseudonymKeys | None = None,
-                   keks: KeyEncryptionKeys | None = None, clock: Callable[[], float] = time.time) -> Services:
+                   keks: KeyEncryptionKeys | None = None, clock: Callable[[], float] = time.time,
+                   forwarder: RegionForwarder | None = None) -> Services:
     """The services over the tiers' handles (Serve handles in the app; anything with the same methods in tests).
     ``pseudonyms``, ``keks``: the pseudonym secrets and the vault's key-encryption keys (default: read from
-    their files; missing → refuses to start). ``clock``: what "today" is for ages and consent (tests fix it)."""
+    their files; missing → refuses to start). ``clock``: what "today" is for ages and consent (tests fix it).
+    ``forwarder``: how requests for other regions' learners are refused or forwarded (default: over HTTP)."""
     metrics = metrics or Metrics()
     events = EventSink(settings.telemetry.events)
     privacy = settings.privacy
@@ -74,7 +78,8 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
     tiers = Tiers(settings, edge, router, learner_service, knowledge, TurnRecorder(metrics, events, pseudonyms))
     return Services(settings=settings, turns=TurnService(tiers), chat=ChatService(tiers), learners=learner_service,
                     health=health.Health(edge, router, learner_service, knowledge), knowledge=knowledge,
-                    metrics=metrics, events=events, relations=relations, rights=rights)
+                    metrics=metrics, events=events, relations=relations, rights=rights,
+                    forwarder=forwarder or RegionForwarder(settings))
 
 
 async def _resume_erasures(rights: LearnerRights) -> None:
@@ -105,8 +110,10 @@ def build_fastapi(services: Services) -> FastAPI:
     )
     app.add_middleware(GatewayMiddleware, authenticator=Authenticator(settings.auth),
                        max_body_bytes=settings.server.max_body_bytes, limiter=RateLimiter(
-                           settings.limits, {k.id: k.rate for k in settings.auth.api_keys if k.rate}))
+                           settings.limits, {k.id: k.rate for k in settings.auth.api_keys if k.rate}),
+                       region=settings.privacy.region if settings.regions else None)
     install_error_handlers(app, timeout)
+    install_region_handler(app, services.forwarder or RegionForwarder(settings))
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # added last: outermost, sees auth refusals
     app.include_router(health.routes(services.health))
     app.include_router(tutor.routes(services.turns, timeout))

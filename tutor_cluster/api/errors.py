@@ -21,11 +21,13 @@ from tutor_cluster.errors import (
     Rejected,
     TutorError,
     Unavailable,
+    WrongRegion,
 )
 
 #: HTTP status of each domain error (the most specific class that matches wins).
 STATUS_OF: dict[type[TutorError], int] = {
     NotFound: 404, InvalidInput: 422, Rejected: 400, Forbidden: 403, BudgetExhausted: 429, Unavailable: 503,
+    WrongRegion: 421,
 }
 
 

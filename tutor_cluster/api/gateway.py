@@ -24,7 +24,7 @@ class Gateway:
     def __init__(self, settings: Settings, edge: Any, router: Any, memory: LearnerMemory,
                  knowledge: Any = None) -> None:
         runtime.bind_replica_grpc_on_loopback()  # this class reaches the replica by value: see runtime
-        self._services = build_services(settings, edge, router, memory, knowledge)
+        self._services = build_services(settings, edge, router, memory, runtime.resolve_handle(knowledge))
         self._services.events.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -66,8 +66,9 @@ def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
 
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, region: str | None = None) -> None:
         self.app = app
+        self._region = [(b"x-tutor-region", region.encode())] if region else []
         self.auth = authenticator
         self.max_body = max_body_bytes
         self.limiter = limiter if limiter is not None and limiter.enabled else None
@@ -76,6 +77,8 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._region:  # which region answered: on every response, refusals included
+            send = _adding_headers(send, self._region)
         path = scope.get("path", "")
         # Strip the Serve route prefix if any (root_path), so rules see /v1/...
         root = scope.get("root_path", "")
@@ -128,6 +131,7 @@ class GatewayMiddleware:
                 if not message.get("more_body", False):
                     break
             buffered = b"".join(chunks)
+            scope["state"]["body"] = buffered  # a request for another region's learner is forwarded as it came
             replayed = False
 
             async def replay() -> dict[str, Any]:

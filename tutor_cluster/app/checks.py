@@ -65,14 +65,14 @@ def check_pseudonym_keys(settings: Settings, *, create: bool) -> tuple[Pseudonym
     default file is made first when missing (local mode; a configured path is never created). Returns whether it
     was created."""
     p = settings.privacy
-    return _secrets(PseudonymKeys, p.keys_path(), p.pseudonym_keys_file is not None, "privacy.pseudonym_keys_file",
+    return _secrets(PseudonymKeys, p.keys_path(), p.configured("pseudonym_keys_file"), "privacy.pseudonym_keys_file",
                     create)
 
 
 def check_vault_keys(settings: Settings, *, create: bool) -> tuple[KeyEncryptionKeys, bool]:
     """The vault's key-encryption keys, as :func:`check_pseudonym_keys`."""
     p = settings.privacy
-    return _secrets(KeyEncryptionKeys, p.kek_path(), p.vault_kek_file is not None, "privacy.vault_kek_file", create)
+    return _secrets(KeyEncryptionKeys, p.kek_path(), p.configured("vault_kek_file"), "privacy.vault_kek_file", create)
 
 
 def check_secret_files(settings: Settings, *, create: bool) -> list[Path]:

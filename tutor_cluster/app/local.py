@@ -118,7 +118,7 @@ def start_ray(settings: Settings) -> None:
     rs = settings.ray
     if rs.address is None:
         runtime.init_local_ray(
-            num_cpus=rs.num_cpus,
+            num_cpus=rs.num_cpus, resources=region_resources(settings),
             object_store_memory_mb=rs.object_store_memory_mb,
             include_dashboard=rs.include_dashboard,
             dashboard_port=rs.dashboard_port,
@@ -149,19 +149,30 @@ def ensure_curriculum(settings: Settings) -> None:
     print(f"[up] curriculum version {summary.version}: {summary.chunks} chunks in {summary.seconds:.1f} s", flush=True)
 
 
-def start(settings: Settings) -> str:
-    """Start (or join) Ray, start Serve on the configured host/port, deploy the app. Returns the URL."""
+def region_resources(settings: Settings) -> dict[str, float] | None:
+    """What a local Ray offers so every region's replicas can run on this one machine."""
+    from tutor_cluster.config.regions import REGION_RESOURCE_PER_NODE, resource_of
+
+    return {resource_of(name, region): REGION_RESOURCE_PER_NODE
+            for name, region in settings.regions.items()} or None
+
+
+def start(settings: Settings) -> list[str]:
+    """Start (or join) Ray, start Serve on the configured host/port, deploy every region's application. Returns
+    their URLs, in the order of ``settings.region_names()``."""
     # before the first `import ray.serve`: Serve reads these at import, in this process too
     runtime.apply_ray_env(local=settings.ray.address is None)
     from ray import serve
 
-    from tutor_cluster.app.builder import build_app
+    from tutor_cluster.app.builder import build_region_apps
 
     start_ray(settings)
     ensure_curriculum(settings)
     serve.start(http_options={"host": settings.server.host, "port": settings.server.port})
-    serve.run(build_app(settings), name=constants.APP_NAME, route_prefix="/", blocking=False)
-    return f"http://{settings.server.host}:{settings.server.port}"
+    for region in build_region_apps(settings):  # model-serving regions first
+        serve.run(region.app, name=region.name, route_prefix=region.route_prefix, blocking=False)
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    return [base + settings.route_prefix(name).rstrip("/") for name in settings.region_names()]
 
 
 def wait_ready(url: str, timeout: float, stop: Any = lambda: False) -> dict[str, Any]:
@@ -194,7 +205,8 @@ def stop(settings: Settings) -> None:
             if settings.ray.address is None:
                 serve.shutdown()
             else:
-                serve.delete(constants.APP_NAME)
+                for region in settings.region_names():
+                    serve.delete(settings.app_name(region))
         except Exception:  # noqa: BLE001 - best effort; ray.shutdown below still runs
             pass
 

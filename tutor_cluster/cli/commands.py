@@ -175,31 +175,38 @@ def up(args: argparse.Namespace) -> int:
     if not local.port_free(settings.server.host, settings.server.port):
         raise CliError(f"{settings.server.host}:{settings.server.port} is in use; choose another with --port")
     _curriculum(settings)  # before anything starts: a bad curriculum is exit 2, not a half-started service
-    _learner_store(settings, args.config)
     from tutor_cluster.app.checks import check_secret_files
     from tutor_cluster.config.settings import ConfigError
 
-    try:
-        created = check_secret_files(settings, create=True)  # the gateway refuses to start without them
-    except ConfigError as exc:
-        raise CliError(str(exc), 2) from None
-    for path in created:
-        print(f"[up] secret created (mode 0600): {path}", flush=True)
+    for region in settings.region_names():  # each region: its own store and secrets
+        regional = settings.for_region(region)
+        _learner_store(regional, args.config)
+        try:
+            created = check_secret_files(regional, create=True)  # the gateway refuses to start without them
+        except ConfigError as exc:
+            raise CliError(str(exc), 2) from None
+        for path in created:
+            print(f"[up] secret created (mode 0600): {path}", flush=True)
     settings, key = local.with_local_key(settings)
     flag = local.StopFlag()  # installed again once Ray is up: ray.init replaces SIGTERM handlers
     print("[up] starting Ray and deploying (first start loads the model: ~1 min)", flush=True)
     t0 = time.monotonic()
     try:
-        url = local.start(settings)
+        urls = local.start(settings)
+        url = urls[0]
         flag.install()
         try:
-            local.wait_ready(url, args.timeout, stop=lambda: flag.stopped)
+            for each in urls:
+                local.wait_ready(each, args.timeout, stop=lambda: flag.stopped)
         except (TimeoutError, InterruptedError) as exc:
             raise CliError(str(exc)) from None
         local.RunState(pid=os.getpid(), url=url, config=str(args.config or "default"),
                        key_file=str(constants.LOCAL_KEY_FILE) if key and not constants.API_KEY else None).save()
         shown = key if key else "<your api key>"
         print(f"[up] ready in {time.monotonic() - t0:.0f} s at {url}", flush=True)
+        if settings.regions:
+            for region, each in zip(settings.region_names(), urls, strict=True):
+                print(f"[up] region {region}: {each}", flush=True)
         if key and not constants.API_KEY:
             print(f"[up] local API key (kept in {constants.LOCAL_KEY_FILE}): {key}")
         print(

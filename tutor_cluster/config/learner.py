@@ -57,6 +57,8 @@ class MemoryConfig(BaseModel):
     max_concurrency: int = Field(default=32, ge=1, description="Calls one actor serves at once (threads).")
     num_cpus: float = Field(default=0.05, ge=0, description="Logical CPUs reserved per actor.")
     name_prefix: str = Field(default="learner-memory", description="Actors are named '<prefix>-<i>'.")
+    resources: dict[str, float] = Field(default_factory=dict, description=(
+        "Custom Ray resources per actor (a region adds its own, so its actors run on its nodes)."))
     store: StoreConfig = Field(default_factory=StoreConfig)
     policy: MemoryPolicy = Field(default_factory=MemoryPolicy)
     next_exercise_policy: str = Field(default="lowest_mastery", description="Registered next-exercise policy.")

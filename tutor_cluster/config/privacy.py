@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from tutor_cluster import constants
 
@@ -36,6 +36,7 @@ class RetentionConfig(BaseModel):
 
 class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _derived: frozenset[str] = PrivateAttr(default=frozenset())  # file settings a region derived, not configured
 
     pseudonym_keys_file: str | None = Field(default=None, description=(
         "Path of the pseudonym key file (one 'version:base64secret' per line, the first current; never a settings "
@@ -77,6 +78,10 @@ class PrivacyConfig(BaseModel):
         "Path of the vault's key-encryption key file ('version:base64key' lines, the first current; never a "
         "settings file, never logged). None: TUTOR_VAULT_KEK_FILE, else ~/.cache/tutor-cluster/vault-kek, which "
         "`tutor-cluster up` creates (mode 0600). In production mount it from a secret store or KMS agent."))
+
+    def configured(self, setting: str) -> bool:
+        """Whether a file setting was given (a region's own default file counts as not given: created locally)."""
+        return getattr(self, setting) is not None and setting not in self._derived
 
     def vault_path(self) -> Path:
         return Path(self.vault_sqlite_path).expanduser() if self.vault_sqlite_path else constants.CACHE_DIR / "vault.db"

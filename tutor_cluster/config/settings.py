@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from tutor_cluster import constants
 from tutor_cluster.config.auth import AuthConfig
@@ -24,6 +24,7 @@ from tutor_cluster.config.knowledge import KnowledgeSettings
 from tutor_cluster.config.learner import MemoryConfig
 from tutor_cluster.config.limits import RateLimitConfig
 from tutor_cluster.config.privacy import PrivacyConfig
+from tutor_cluster.config.regions import RegionConfig, check_regions, specialise
 from tutor_cluster.config.routing import RoutingConfig
 from tutor_cluster.config.telemetry import TelemetrySettings
 
@@ -78,6 +79,7 @@ class TierDeployments(BaseModel):
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _region_app: bool = PrivateAttr(default=False)  # for_region's result: already one region's settings
 
     ray: RaySettings = Field(default_factory=RaySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -95,6 +97,9 @@ class Settings(BaseModel):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Where the pseudonym secrets are.")
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings,
                                          description="Analytics events (metrics need no settings).")
+    regions: dict[str, RegionConfig] = Field(default_factory=dict, description=(
+        "The regions this deployment serves, each one Serve application with its own replicas (placed by a "
+        "custom resource), vault, secrets, audit log and learner store. Empty: one region, privacy.region."))
 
     @model_validator(mode="after")
     def _fallbacks(self) -> "Settings":
@@ -103,6 +108,51 @@ class Settings(BaseModel):
                 if self.catalogue.get(name) is None:
                     raise ValueError(f"routing.fallbacks: {name!r} is not a catalogue model")
         return self
+
+    @model_validator(mode="after")
+    def _regions(self) -> "Settings":
+        check_regions(self)
+        return self
+
+    # ------------------------------------------------------------------ regions
+    def region_names(self) -> list[str]:
+        """Every region served: the configured ones, else the one of ``privacy.region``."""
+        return list(self.regions) or [self.privacy.region]
+
+    def region(self, name: str | None = None) -> RegionConfig:
+        """A region's settings (default: the one these settings serve)."""
+        name = name or self.privacy.region
+        if name in self.regions:
+            return self.regions[name]
+        if not self.regions and name == self.privacy.region:
+            return RegionConfig()
+        raise KeyError(name)
+
+    def app_name(self, name: str | None = None) -> str:
+        """The Serve application of a region."""
+        return f"{constants.APP_NAME}-{name or self.privacy.region}" if self.regions else constants.APP_NAME
+
+    def route_prefix(self, name: str | None = None) -> str:
+        configured = self.region(name).route_prefix
+        return configured or ("/" if len(self.region_names()) == 1 else f"/{name or self.privacy.region}")
+
+    def region_url(self, name: str | None = None) -> str:
+        """Base URL of a region's gateway (its configured url, else this Serve proxy plus its prefix)."""
+        return self.region(name).url or (
+            f"http://{self.server.host}:{self.server.port}{self.route_prefix(name).rstrip('/')}")
+
+    def for_region(self, name: str) -> "Settings":
+        """The settings one region's application runs with: ``privacy.region`` is ``name``; its own vault, key
+        files, audit log, learner store, consent age and retention; its resource on every replica and actor."""
+        if name not in self.region_names():
+            raise KeyError(name)
+        if not self.regions or self._region_app:
+            if self._region_app and name != self.privacy.region:
+                raise ValueError(f"these settings are region {self.privacy.region!r}'s; specialise the full ones")
+            return self
+        out = specialise(self, name)
+        out._region_app = True
+        return out
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

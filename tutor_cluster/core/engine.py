@@ -86,8 +86,16 @@ class CoreLLMServer(LLMServer):  # type: ignore[misc,valid-type]
         return {"chat_requests": self._chat_requests}
 
 
+ENGINE_PREFIX = "core-"
+
+
+def engine_deployment_name(name: str) -> str:
+    """The Serve deployment name of engine ``name`` (as ray.serve.llm names it from the model id)."""
+    return ENGINE_PREFIX + name.replace("/", "--").replace(".", "_")
+
+
 def build_engine_app(name: str, engine: EngineConfig) -> Any:
     """A bound Serve application for one engine."""
     from ray.serve.llm import build_llm_deployment
 
-    return build_llm_deployment(llm_config(name, engine), name_prefix="core-", deployment_cls=CoreLLMServer)
+    return build_llm_deployment(llm_config(name, engine), name_prefix=ENGINE_PREFIX, deployment_cls=CoreLLMServer)

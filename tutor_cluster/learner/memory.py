@@ -148,7 +148,7 @@ class HashRing:
 
 def fingerprint(config: MemoryConfig, retention: RetentionConfig | None = None) -> str:
     """Identifies what the actors were built with (everything but the caller-side deadline)."""
-    raw = config.model_dump_json(exclude={"call_timeout_s"})
+    raw = config.model_dump_json(exclude={"call_timeout_s"} | (set() if config.resources else {"resources"}))
     if retention is not None and retention != RetentionConfig():  # the defaults keep earlier fingerprints
         raw += retention.model_dump_json()
     return hashlib.blake2b(raw.encode(), digest_size=5).hexdigest()
@@ -174,7 +174,7 @@ class LearnerMemory:
             remote_cls.options(
                 name=self.actor_name(i), namespace=namespace, get_if_exists=True, lifetime="detached",
                 max_restarts=-1, max_task_retries=-1, max_concurrency=config.max_concurrency,
-                num_cpus=config.num_cpus,
+                num_cpus=config.num_cpus, resources=dict(config.resources) or None,
             ).remote(config, retention)
             for i in range(config.actors)
         ]

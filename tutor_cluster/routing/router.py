@@ -291,6 +291,7 @@ def _route(decision: Decision) -> RouteEvent:
 class Router(RouterCore):
     """Serve deployment wrapper of :class:`RouterCore`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, config: RoutingConfig, catalogue: Catalogue, engines: dict[str, Any], **kwargs: Any) -> None:
         runtime.bind_replica_grpc_on_loopback()
-        super().__init__(*args, **kwargs)
+        # another region's engines (regions.<name>.models_from) are named, not bound: resolved here
+        super().__init__(config, catalogue, {k: runtime.resolve_handle(v) for k, v in engines.items()}, **kwargs)

@@ -37,6 +37,8 @@ class ChatService:
         """The whole answer, or (``stream``, for a model answer) the stream, its first batch received."""
         t = self._t
         t0 = t.clock()
+        if chat.user:  # a registered learner of another region is served there (its secret, its replicas)
+            t.learners.check_home(chat.user, field="user")
         pinned = self.resolve_model(chat.model)
         for i, m in enumerate(chat.messages):
             if m["role"] == "system" and "system_prompt" not in principal.scopes:

@@ -1,5 +1,6 @@
 """Learner memory as the turn service and the learner routes use it: durable writes per turn, learner views,
 the prompt profile and routing features. A store outage or a missed deadline is :class:`Unavailable`."""
+# size: one learner's resolution (region, access, vault, consent), memory, views and audit stay in one service
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tutor_cluster.audit.log import AuditLog
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.edge.screening import redact_known
 from tutor_cluster.edge.signals import EdgeResult
-from tutor_cluster.errors import Forbidden, InvalidInput, NotFound, TutorError, Unavailable
+from tutor_cluster.errors import Forbidden, InvalidInput, NotFound, TutorError, Unavailable, WrongRegion
 from tutor_cluster.identity import Principal, learner_key
 from tutor_cluster.learner import policies as learner_policies
 from tutor_cluster.learner.context import (
@@ -33,7 +34,7 @@ from tutor_cluster.learner.stores import StoreUnavailable
 from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.decisions import LearnerFeatures
 from tutor_cluster.turns.types import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
-from tutor_cluster.vault.store import ID_PREFIX, Vault, VaultEntry, vault_errors
+from tutor_cluster.vault.store import ID_PREFIX, Vault, VaultEntry, home_region, vault_errors
 
 #: Seconds a client should wait before retrying when learner memory is unavailable.
 MEMORY_RETRY_AFTER_S = 2
@@ -101,7 +102,8 @@ class LearnerService:
         """The learner, if the principal may touch it (role and relations: ``access/``) and it exists as far as
         registration demands (``privacy.registration``), else :class:`NotFound`. Built from the principal's
         tenant, never from the request: another tenant's learner is as unknown as one that never was (404, no
-        existence oracle); so is one being erased."""
+        existence oracle); so is one being erased. Another region's learner is :class:`WrongRegion` at once."""
+        self.check_home(learner_id)
         await self._access.check_learner(principal, learner_id)
         tenant = principal.tenant
         key = learner_key(tenant, learner_id)
@@ -121,6 +123,13 @@ class LearnerService:
             raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")  # being erased
         minor, scopes = self.consent_of(entry, consents)
         return LearnerRef(tenant, learner_id, key, subjects[0], subjects, entry, scopes, minor)
+
+    def check_home(self, learner_id: str, field: str = "learner_id") -> None:
+        """:class:`WrongRegion` for a registered id of another region; :class:`NotFound` for an unknown region."""
+        if (home := home_region(learner_id)) not in (None, self.settings.privacy.region):
+            if home in self.settings.region_names():
+                raise WrongRegion(f"learner {learner_id!r}", home, field)
+            raise NotFound(f"unknown learner {learner_id!r}", field=field)
 
     def consent_of(self, entry: VaultEntry | None, consents: dict[str, bool]) -> tuple[bool, frozenset[str]]:
         """(minor, scopes in force): a learner below ``privacy.consent_age`` starts with none, anyone else with

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from tutor_cluster.access.relations import CLASS_LEARNERS, GUARDIAN_LEARNERS, Relations
 from tutor_cluster.config.privacy import CONSENT_SCOPES
-from tutor_cluster.errors import Forbidden, InvalidInput, NotFound
+from tutor_cluster.errors import Forbidden, InvalidInput, NotFound, WrongRegion
 from tutor_cluster.identity import Principal, learner_key
 from tutor_cluster.turns.learners import LearnerRef, LearnerService
 from tutor_cluster.turns.rights_types import (
@@ -100,9 +100,11 @@ class LearnerRights:
         """Store the learner's personal data in the vault; returns the registration and whether it was new."""
         region = body.home_region or self._region
         if region != self._region:
-            raise InvalidInput(f"this deployment serves region {self._region!r}; register the learner through "
-                               f"the gateway of {region!r}, whose vault keeps their data", field="home_region",
-                               code="wrong_region")
+            regions = self._learners.settings.region_names()
+            if region in regions:  # their data goes into that region's vault, through its gateway
+                raise WrongRegion(f"a learner of home_region {region!r}", region, "home_region")
+            raise InvalidInput(f"home_region {region!r} is not a region of this deployment ({', '.join(regions)})",
+                               field="home_region", code="unknown_region")
         today = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
         if body.birth_date is not None and body.birth_date > today:
             raise InvalidInput("birth_date is in the future", field="birth_date")

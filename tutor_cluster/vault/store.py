@@ -43,12 +43,21 @@ _SCHEMA = (
     "steps TEXT NOT NULL, receipt TEXT NOT NULL, requested_at REAL NOT NULL, completed_at REAL, "
     "PRIMARY KEY (tenant, ref))",
 )
-#: Prefix of the learner ids registration makes (random: they say nothing about the learner).
+#: Prefix of the learner ids registration makes: ``lrn_<home region>_<random>`` (they say nothing about the
+#: learner but where their data lives, so any region's gateway knows where to send them).
 ID_PREFIX = "lrn_"
 
 
-def new_learner_id() -> str:
-    return ID_PREFIX + base64.b32encode(os.urandom(15)).decode().lower()
+def new_learner_id(region: str) -> str:
+    return f"{ID_PREFIX}{region}_{base64.b32encode(os.urandom(15)).decode().lower()}"
+
+
+def home_region(learner_id: str) -> str | None:
+    """The home region a registered id names (None: not of the registration's form, or made before regions)."""
+    if not learner_id.startswith(ID_PREFIX):
+        return None
+    region, sep, rest = learner_id[len(ID_PREFIX):].rpartition("_")
+    return region if sep and region and rest else None
 
 
 @contextlib.contextmanager
@@ -182,7 +191,7 @@ class Vault:
                         if not hmac.compare_digest(seen[1], body):
                             raise RegistrationConflict(request[0])
                         return seen[0], seen[2], False
-                learner_id, learner_key, now = new_learner_id(), new_key(), self._clock()
+                learner_id, learner_key, now = new_learner_id(region), new_key(), self._clock()
                 sealed_key = seal(dek, learner_key, context("learner-key", tenant, learner_id))
                 sealed = seal(learner_key, json.dumps(profile, sort_keys=True).encode(),
                               context("profile", tenant, learner_id))
