@@ -121,5 +121,5 @@ def build_fastapi(services: Services) -> FastAPI:
     app.include_router(curriculum.routes(services.knowledge, timeout))
     app.include_router(learners.routes(services.learners, services.rights))
     if services.relations is not None:
-        app.include_router(classes.routes(services.relations))
+        app.include_router(classes.routes(services.relations, services.learners.check_home))
     return app

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
@@ -25,7 +26,8 @@ class GuardianView(BaseModel):
     learners: list[str]
 
 
-def routes(relations: Relations) -> APIRouter:
+def routes(relations: Relations, check_home: Callable[[str], None] = lambda _: None) -> APIRouter:
+    """``check_home``: raises for a learner of another region (each region keeps only its learners' relations)."""
     router = APIRouter(tags=["relations"])
 
     async def class_view(tenant: str, class_id: str) -> ClassView:
@@ -39,6 +41,8 @@ def routes(relations: Relations) -> APIRouter:
         return GuardianView(subject=subject, learners=sorted(learners))
 
     async def change(http: Request, add: bool, kind: str, owner: str, member: str) -> None:
+        if kind in (CLASS_LEARNERS, GUARDIAN_LEARNERS):
+            check_home(member)
         fn = relations.add if add else relations.remove
         await asyncio.to_thread(fn, http.state.principal.tenant, kind, owner, member)
 

@@ -55,10 +55,13 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: list
     await send({"type": "http.response.body", "body": payload})
 
 
-def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]], unless: bytes | None = None) -> Send:
+    """``send`` adding ``extra`` to the response's headers (none when it already has header ``unless``)."""
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
+            headers = message.get("headers", [])
+            if unless is None or all(k.lower() != unless for k, _ in headers):
+                message = {**message, "headers": [*headers, *extra]}
         await send(message)
 
     return wrapped
@@ -77,8 +80,8 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._region:  # which region answered: on every response, refusals included
-            send = _adding_headers(send, self._region)
+        if self._region:  # which region answered: on every response, refusals included (a forwarded answer
+            send = _adding_headers(send, self._region, unless=b"x-tutor-region")  # keeps its home region's)
         path = scope.get("path", "")
         # Strip the Serve route prefix if any (root_path), so rules see /v1/...
         root = scope.get("root_path", "")
