@@ -8,8 +8,8 @@ version, old rows keep theirs.
 
 The secrets live in a key file (one ``version:base64secret`` per line, the first is current) that is never a
 settings file and never logged: ``tutor-cluster up`` creates one with mode 0600 in the cache directory for local
-use; production mounts one from a secret store (``privacy.pseudonym_keys_file``). Per-region secrets come with
-regions (planned, issue 14).
+use; production mounts one from a secret store (``privacy.pseudonym_keys_file``). With ``regions``, each region
+has its own file (``Settings.for_region``).
 """
 
 from __future__ import annotations

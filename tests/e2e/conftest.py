@@ -70,6 +70,8 @@ class SocketWatch:
     def report(self) -> str:
         return "\n".join(sorted(str(s) for s in self.exposed))
 
+#: The service's second region (at /<name>, served with eu's model tiers); eu, at /, serves every other test.
+HOME_REGION, OTHER_REGION = "eu", "us"
 #: Two schools with a key each (tutor scope): the tenancy tests use them.
 TENANTS = ("acme", "globex")
 #: The rate of the e2e key that tests rate limits (the other keys have none).
@@ -96,6 +98,12 @@ class Service:
         """A wait bound scaled by this machine's measured slowness: ``quiet_s`` is enough when `up` is ready in
         QUIET_START_S; a machine that started the service k times slower gets k times longer."""
         return quiet_s * max(1.0, self.start_s / QUIET_START_S)
+
+    def region_settings(self, region: str = HOME_REGION):  # noqa: ANN201 - Settings
+        """The settings region ``region``'s application runs with (its vault, secrets, stores)."""
+        from tutor_cluster.config.settings import load_settings
+
+        return load_settings(self.config, env={}).for_region(region)
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -161,6 +169,12 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         f"      - {{scope: class, id: {DOWNGRADE_CLASS}, limit: {CLASS_LIMIT}, on_exhaustion: downgrade}}\n"
         "learner:\n  actors: 2\n"
         f"  store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
+        # two regions on this one machine: eu at / (every other test's), us at /us using eu's model tiers
+        "regions:\n"
+        "  eu:\n    route_prefix: /\n    foreign_learners: forward\n"
+        f"    privacy: {{audit_sqlite_path: {tmp / 'audit.db'}, vault_sqlite_path: {tmp / 'vault.db'}}}\n"
+        f"    learner_store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
+        f"  {OTHER_REGION}: {{processing_regions: [eu], models_from: eu}}\n"
     )
     log = tmp / "up.log"
     env = {k: v for k, v in os.environ.items() if k != "TUTOR_API_KEY"}

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import METRICS_INTERVAL_MS, REPO_ROOT, Service
-from tutor_cluster import constants
 from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.telemetry.events import read_events
 
@@ -159,9 +158,9 @@ def test_events_reach_parquet_and_the_report_renders(service: Service, client: h
         time.sleep(0.5)
     row = df[df["turn_id"] == turn_id].iloc[0]
     assert row["tier"] == "edge" and bool(row["correct"]) and row["skill"] == "fractions.add"
-    assert row["region"] == "test-region"
-    # the learner is a keyed pseudonym: the HMAC under the secret `up` keeps in its key file, not an unkeyed hash
-    keys = PseudonymKeys.load(constants.PSEUDONYM_KEYS_FILE)
+    assert row["region"] == "eu"  # the region that served it: its partition of the shared analytics dataset
+    # the learner is a keyed pseudonym: the HMAC under the region's secret `up` keeps in its key file
+    keys = PseudonymKeys.load(service.region_settings("eu").privacy.keys_path())
     assert row["learner"] == keys.pseudonym(row["tenant"], "events-l1") and row["learner"].startswith(keys.current)
     assert "events-l1" not in str(row.to_dict())
     out = tmp_path / "report.html"

@@ -20,32 +20,52 @@ def _placeable(request: dict[str, float], nodes: dict[str, dict[str, float]]) ->
 
 
 @pytest.mark.parametrize("serve_file", ["serve.yaml", "serve.local.yaml"])
-def test_serve_configs_point_at_valid_settings(serve_file: str) -> None:
+def test_serve_configs_name_every_region_as_up_deploys_it(serve_file: str) -> None:
     cfg = yaml.safe_load((ROOT / "deployments" / serve_file).read_text())
-    (app,) = cfg["applications"]
-    assert app["import_path"] == "tutor_cluster.app.builder:app_builder"
-    load_settings(app["args"]["config"], env={})  # raises if invalid
+    apps = cfg["applications"]
+    assert all(app["import_path"] == "tutor_cluster.app.builder:app_builder" for app in apps)
+    configs = {app["args"]["config"] for app in apps}
+    assert len(configs) == 1, "every application of one deployment reads the same settings"
+    settings = load_settings(configs.pop(), env={})  # raises if invalid
+    names = settings.region_names()
+    assert [app["args"].get("region", names[0]) for app in apps] == sorted(
+        names, key=lambda n: settings.region(n).models_from is not None)  # model-serving regions first
+    for app in apps:
+        region = app["args"].get("region", names[0])
+        assert (app["name"], app["route_prefix"]) == (settings.app_name(region), settings.route_prefix(region))
     from tutor_cluster.app.builder import app_builder  # the import path resolves
     assert callable(app_builder)
 
 
-def test_production_replicas_fit_cluster_node_types() -> None:
+def _regional_settings():  # noqa: ANN202
     cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
     settings = load_settings(cfg["applications"][0]["args"]["config"], env={})
+    return [settings.for_region(app["args"]["region"]) for app in cfg["applications"]]
+
+
+def test_production_replicas_fit_cluster_node_types() -> None:
     nodes = _cluster_node_types()
     assert nodes["head"].get("CPU") == 0, "the head must not run tutoring work"
-    tiers = settings.deployments
-    for name in ("gateway", "edge", "router", "knowledge"):
-        opts = getattr(tiers, name)
-        request = {"CPU": opts.num_cpus, **opts.resources}
-        assert opts.resources.get("edge"), f"{name} must request the edge pool"
-        assert _placeable(request, nodes), f"{name} asks for {request}, which no node type in cluster.yaml has"
-    for engine_name, engine in settings.catalogue.engines.items():
-        request = {"CPU": engine.deployment.num_cpus, **engine.deployment.resources}
-        assert engine.deployment.resources.get("core"), f"engine {engine_name} must request the core pool"
-        if engine.accelerator != "cpu":
-            request.update({"GPU": 1, f"accelerator_type:{engine.accelerator}": 1})
-        assert _placeable(request, nodes), f"engine {engine_name} asks for {request}; cluster.yaml has none"
+    regions = _regional_settings()
+    assert len(regions) == 2, "production shows two regions"
+    for settings in regions:
+        region = settings.privacy.region
+        tiers = settings.deployments
+        for name in ("gateway", "edge", "router", "knowledge"):
+            opts = getattr(tiers, name)
+            request = {"CPU": opts.num_cpus, **opts.resources}
+            assert opts.resources.get("edge") and opts.resources.get(f"region-{region}"), (region, name)
+            assert _placeable(request, nodes), f"{region} {name} asks for {request}; no node type in cluster.yaml has it"
+        memory = {"CPU": settings.learner.num_cpus, **settings.learner.resources}
+        assert _placeable(memory, nodes), f"{region} memory actors ask for {memory}"
+        if settings.region().models_from is not None:
+            continue  # that region's engines serve it
+        for engine_name, engine in settings.catalogue.engines.items():
+            request = {"CPU": engine.deployment.num_cpus, **engine.deployment.resources}
+            assert engine.deployment.resources.get("core"), f"engine {engine_name} must request the core pool"
+            if engine.accelerator != "cpu":
+                request.update({"GPU": 1, f"accelerator_type:{engine.accelerator}": 1})
+            assert _placeable(request, nodes), f"{region} engine {engine_name} asks for {request}; cluster.yaml has none"
 
 
 def test_cluster_keeps_dashboard_on_loopback_with_token_auth() -> None:
@@ -58,8 +78,8 @@ def test_production_ray_env_matches_local_defaults() -> None:
     from tutor_cluster.runtime import RAY_ENV_DEFAULTS
 
     cfg = yaml.safe_load((ROOT / "deployments" / "serve.yaml").read_text())
-    env = cfg["applications"][0]["runtime_env"]["env_vars"]
-    assert env == RAY_ENV_DEFAULTS
+    for app in cfg["applications"]:
+        assert app["runtime_env"]["env_vars"] == RAY_ENV_DEFAULTS
     cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
     for cmd in (*cluster["head_start_ray_commands"], *cluster["worker_start_ray_commands"]):
         if "ray start" in cmd:

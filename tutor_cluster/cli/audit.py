@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from tutor_cluster.cli.commands import CliError, _settings
+from tutor_cluster.cli.commands import CliError, _region_settings
 
 
 def audit_verify(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def audit_verify(args: argparse.Namespace) -> int:
 
     if args.expect_head is not None and not re.fullmatch(r"[0-9a-f]{64}", args.expect_head):
         raise CliError("--expect-head: the 64 hex digits `audit verify` printed", 2)
-    settings = _settings(args.config)
+    settings = _region_settings(args.config, args.region)
     path = settings.privacy.audit_path()
     if not path.is_file():
         raise CliError(f"no audit log at {path} (privacy.audit_sqlite_path)", 2)

@@ -33,6 +33,18 @@ def _settings(path: str | None, port: int | None = None):  # noqa: ANN202
     return settings
 
 
+def _region_settings(path: str | None, region: str | None):  # noqa: ANN202
+    """One region's settings for a command that works on one region's files (vault, secrets, audit log):
+    ``--region`` names it; it may be left out when there is one region."""
+    settings = _settings(path)
+    names = settings.region_names()
+    if region is None and len(names) > 1:
+        raise CliError(f"--region: this deployment has several regions; name one of {', '.join(names)}", 2)
+    if region is not None and region not in names:
+        raise CliError(f"--region: {region!r} is not a region of these settings ({', '.join(names)})", 2)
+    return settings.for_region(region or names[0])
+
+
 def _curriculum(settings):  # noqa: ANN001, ANN202
     """The settings' curriculum, validated (None when there is none); bad input is exit 2 naming file:line."""
     from tutor_cluster.knowledge.curriculum import CurriculumError, load_curriculum

@@ -17,6 +17,11 @@ def _config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="settings file (default: $TUTOR_CONFIG or the shipped default.yaml)")
 
 
+def _region(parser: argparse.ArgumentParser) -> None:
+    _config(parser)
+    parser.add_argument("--region", help="which region's files (required when the settings have several regions)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -86,20 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the disclosure audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     ver = audit_sub.add_parser("verify", help="check the hash chain: exit 1 names the first bad record")
-    _config(ver)
+    _region(ver)
     ver.add_argument("--expect-head", help="the head hash a previous verify printed (catches an edited or cut end)")
     ver.set_defaults(func=audit_commands.audit_verify)
 
     privacy = sub.add_parser("privacy", help="pseudonym secrets, the vault's key-encryption key")
     privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, parser_class=_Parser)
     rot = privacy_sub.add_parser("rotate-key", help="make a new current pseudonym secret (old ones are kept)")
-    _config(rot)
+    _region(rot)
     rot.set_defaults(func=privacy_commands.privacy_rotate_key)
     show = privacy_sub.add_parser("show", help="the pseudonym secrets' versions (never the secrets)")
-    _config(show)
+    _region(show)
     show.set_defaults(func=privacy_commands.privacy_show)
     kek = privacy_sub.add_parser("rotate-kek", help="new vault key-encryption key; tenant data keys re-wrapped")
-    _config(kek)
+    _region(kek)
     kek.set_defaults(func=privacy_commands.privacy_rotate_kek)
 
     retention = sub.add_parser("retention", help="delete learner data past its retention period")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from tutor_cluster.app.checks import check_pseudonym_keys, check_vault_keys
-from tutor_cluster.cli.commands import CliError, _settings
+from tutor_cluster.cli.commands import CliError, _region_settings, _settings
 from tutor_cluster.config.settings import ConfigError
 from tutor_cluster.privacy import PseudonymKeys, rotate_key_file
 from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt
@@ -22,7 +22,7 @@ def _keys(settings) -> PseudonymKeys:  # noqa: ANN001
 
 def privacy_rotate_key(args: argparse.Namespace) -> int:
     """A new current secret; the old ones stay for reading rows written under them. Restart the service after."""
-    settings = _settings(args.config)
+    settings = _region_settings(args.config, args.region)
     keys = _keys(settings)
     version = rotate_key_file(settings.privacy.keys_path())
     print(f"pseudonym secrets: new current version {version} (was {keys.current}); restart the service to use it")
@@ -31,7 +31,7 @@ def privacy_rotate_key(args: argparse.Namespace) -> int:
 
 def privacy_show(args: argparse.Namespace) -> int:
     """Versions of the pseudonym secrets (never the secrets)."""
-    settings = _settings(args.config)
+    settings = _region_settings(args.config, args.region)
     keys = _keys(settings)
     print(f"{settings.privacy.keys_path()}: current {keys.current}; versions {', '.join(keys.versions)}")
     return 0
@@ -40,7 +40,7 @@ def privacy_show(args: argparse.Namespace) -> int:
 def privacy_rotate_kek(args: argparse.Namespace) -> int:
     """A new current key-encryption key; every tenant data key in this region's vault is re-wrapped with it (the
     learners' data is not re-encrypted: envelope encryption). Old versions stay in the file until removed."""
-    settings = _settings(args.config)
+    settings = _region_settings(args.config, args.region)
     try:
         keks = check_vault_keys(settings, create=False)[0]
     except ConfigError as exc:

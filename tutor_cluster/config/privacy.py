@@ -52,8 +52,8 @@ class PrivacyConfig(BaseModel):
         "~/.cache/tutor-cluster/audit.db. A Redis backend for several nodes is planned."))
 
     region: str = Field(default="local", pattern=r"^[a-z0-9-]{1,32}$", description=(
-        "The region this deployment serves: learners register with it as their home region and their personal "
-        "data stays in its vault. (Several regions in one deployment, with routing between them, is planned.)"))
+        "The region a deployment without `regions` serves: learners register with it as their home region and "
+        "their personal data stays in its vault. With `regions`, each region's application serves its own name."))
     registration: Literal["optional", "required"] = Field(default="optional", description=(
         "'required': only learners registered through POST /v1/learners (opaque ids, personal data in the vault) "
         "exist; any other id is 404 on every learner route and turn. 'optional' (the local default): a learner id "
@@ -61,7 +61,7 @@ class PrivacyConfig(BaseModel):
     consent_age: int = Field(default=13, ge=13, le=16, description=(
         "Below this age a guardian must consent (PUT /v1/learners/{id}/consent) before anything is stored about a "
         "learner, anything reaches a model or any event is written (COPPA: 13; GDPR Art. 8: 13-16 by member "
-        "state). With only an age band, a band that starts below it counts as below. Per region: planned."))
+        "state). With only an age band, a band that starts below it counts as below. Per region: regions.<name>.privacy."))
     default_scopes: list[ConsentScope] = Field(
         default_factory=lambda: ["tutoring", "analytics"], description=(
             "Consent scopes a learner at or above consent_age has from registration (each revocable through the "
@@ -69,7 +69,7 @@ class PrivacyConfig(BaseModel):
             "learner memory; analytics: interaction events; model_improvement: routing-training features in "
             "the spend ledger (and evaluation rows, when evaluation exists)."))
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description=(
-        "How long each class of learner data is kept (per region: planned). The vault and the audit trail are "
+        "How long each class of learner data is kept (per region: regions.<name>.privacy). The vault and the audit trail are "
         "kept until erasure (a retention period for them is planned)."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "

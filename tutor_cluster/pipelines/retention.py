@@ -26,9 +26,10 @@ from tutor_cluster.telemetry.events import expire_partitions
 
 
 def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
-    """Sweep every data class with a retention period; returns counts (and ``errors`` per class that failed)."""
+    """Sweep every data class with a retention period; returns counts (and ``errors`` per class that failed).
+    With ``regions``, each region's memory and event partitions by its own retention (counts under
+    ``regions.<name>``, errors as ``<name>.<class>``); the spend ledger (pseudonymous, shared) by the top level's."""
     t = time.time() if now is None else now
-    retention = settings.privacy.retention
     counts: dict[str, Any] = {}
     errors: dict[str, str] = {}
 
@@ -38,28 +39,40 @@ def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - one store down must not spare the others
             errors[name] = f"{type(exc).__name__}: {exc}"
 
-    def memory() -> None:
-        store = open_store(settings.learner.store)
-        try:
-            counts["memory_learners_deleted"], counts["memory_contexts_trimmed"] = store.sweep(
-                lambda ctx: retained(ctx, retention, t))
-        finally:
-            store.close()
+    def region(mine: Settings, out: dict[str, Any], prefix: str) -> None:
+        retention = mine.privacy.retention
 
-    def events() -> None:
-        cut = retention.cutoff(retention.events_days, t)
-        counts["event_rows_deleted"] = (expire_partitions(settings.telemetry.events.path, cut)
-                                        if cut is not None else 0)
+        def memory() -> None:
+            store = open_store(mine.learner.store)
+            try:
+                out["memory_learners_deleted"], out["memory_contexts_trimmed"] = store.sweep(
+                    lambda ctx: retained(ctx, retention, t))
+            finally:
+                store.close()
+
+        def events() -> None:
+            cut = retention.cutoff(retention.events_days, t)
+            out["event_rows_deleted"] = (expire_partitions(mine.telemetry.events.path, cut,
+                                                           mine.privacy.region if mine.regions else None)
+                                         if cut is not None else 0)
+
+        if retention.memory_days is not None or retention.turn_summaries_days is not None:
+            step(prefix + "memory", memory)
+        step(prefix + "events", events)
 
     def ledger() -> None:
+        retention = settings.privacy.retention
         cut = retention.cutoff(retention.ledger_days, t)
         budgets = settings.routing.budgets
         counts["ledger_entries_deleted"] = (BudgetLedger(budgets).expire(cut)
                                             if cut is not None and budgets.ledger else 0)
 
-    if retention.memory_days is not None or retention.turn_summaries_days is not None:
-        step("memory", memory)
-    step("events", events)
+    if settings.regions:
+        counts["regions"] = {}
+        for name in settings.region_names():
+            region(settings.for_region(name), counts["regions"].setdefault(name, {}), f"{name}.")
+    else:
+        region(settings, counts, "")
     step("ledger", ledger)
     if errors:
         counts["errors"] = errors

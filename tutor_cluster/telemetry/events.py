@@ -104,9 +104,9 @@ def read_events(path: str | Path) -> Any:
     return ds.dataset(Path(path).expanduser(), format="parquet", partitioning="hive").to_table().to_pandas()
 
 
-def expire_partitions(path: str | Path, before: float) -> int:
-    """Delete the whole-day partitions (``date=YYYY-MM-DD``) that ended before ``before`` (Unix time); returns
-    the rows they held."""
+def expire_partitions(path: str | Path, before: float, region: str | None = None) -> int:
+    """Delete the whole-day partitions (``date=YYYY-MM-DD``; with ``region``, only that region's part of each)
+    that ended before ``before`` (Unix time); returns the rows they held."""
     root = Path(path).expanduser()
     rows = 0
     for folder in sorted(root.glob("date=*")) if root.is_dir() else []:
@@ -116,6 +116,11 @@ def expire_partitions(path: str | Path, before: float) -> int:
             continue  # not one of ours
         if (day + timedelta(days=1)).timestamp() > before:
             continue
-        rows += sum(pq.ParquetFile(f).metadata.num_rows for f in folder.rglob("*.parquet"))
-        shutil.rmtree(folder)
+        target = folder if region is None else folder / f"region={region}"
+        if not target.is_dir():
+            continue
+        rows += sum(pq.ParquetFile(f).metadata.num_rows for f in target.rglob("*.parquet"))
+        shutil.rmtree(target)
+        if target != folder and not any(folder.iterdir()):
+            folder.rmdir()
     return rows

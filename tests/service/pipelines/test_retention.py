@@ -138,3 +138,39 @@ def test_a_store_that_cannot_be_swept_is_exit_1_naming_it_and_the_others_are_sti
                            str(config)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "memory:" in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert '"event_rows_deleted": 1' in proc.stdout and list((tmp_path / "events").glob("date=*")) == []
+
+
+def test_each_region_is_swept_by_its_own_retention(tmp_path: Path) -> None:
+    """eu keeps memory 30 days and events 10, us 365 and 400: the same ages go in eu and stay in us."""
+    config = tmp_path / "settings.yaml"
+    config.write_text(json.dumps({
+        "catalogue": str(SHIPPED_CONFIGS / "models.yaml"), "exercises": str(SHIPPED_CONFIGS / "exercises.yaml"),
+        "knowledge": {"enabled": False},
+        "learner": {"store": {"backend": "sqlite", "sqlite_path": str(tmp_path / "learners.db")}},
+        "telemetry": {"events": {"path": str(tmp_path / "events")}},
+        "regions": {"eu": {"privacy": {"retention": {"memory_days": 30, "events_days": 10}}},
+                    "us": {"privacy": {"retention": {"memory_days": 365, "events_days": 400}}}},
+    }))
+    from tutor_cluster.config.settings import load_settings
+
+    settings = load_settings(config, env={})
+    for region in ("eu", "us"):
+        mine = settings.for_region(region)
+        store = open_store(mine.learner.store)
+        _remember(store, "acme/idle", updated=NOW - 60 * DAY, said=[])
+        store.close()
+        sink = EventSink(mine.telemetry.events.model_copy(update={"max_buffer": 1000}))
+        sink.add({"at": NOW - 20 * DAY, "turn_id": f"{region}-old", "tenant": "acme", "learner": "k1-x"})
+        sink.add({"at": NOW, "turn_id": f"{region}-new", "tenant": "acme", "learner": "k1-x"})
+        sink.flush()
+    proc = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "retention", "sweep", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout.removeprefix("retention: "))["regions"]
+    assert counts["eu"]["memory_learners_deleted"] == 1 and counts["us"]["memory_learners_deleted"] == 0, counts
+    assert counts["eu"]["event_rows_deleted"] == 1 and counts["us"]["event_rows_deleted"] == 0, counts
+    assert set(read_events(tmp_path / "events")["turn_id"]) == {"eu-new", "us-old", "us-new"}
+    for region, kept in (("eu", False), ("us", True)):
+        store = open_store(settings.for_region(region).learner.store)
+        assert (store.get("acme/idle") is not None) == kept, region
+        store.close()

@@ -212,3 +212,19 @@ def test_privacy_rotate_kek_rewraps_the_vault(tmp_path) -> None:
     only_new = Vault(vault, KeyEncryptionKeys.load(kek))
     entry = only_new.entry("acme", learner)
     assert entry is not None and only_new.profile(entry) == {"display_name": "A"}
+
+
+def test_commands_on_one_regions_files_need_the_region_when_there_are_several(tmp_path) -> None:
+    from tutor_cluster.config.settings import SHIPPED_CONFIGS
+
+    config = tmp_path / "regions.yaml"
+    config.write_text(f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\nknowledge: {{enabled: false}}\n"
+                      f"privacy: {{audit_sqlite_path: {tmp_path / 'audit.db'}}}\nregions: {{eu: {{}}, us: {{}}}}\n")
+    for command in (["audit", "verify"], ["privacy", "show"], ["privacy", "rotate-key"], ["privacy", "rotate-kek"]):
+        out = _cli(*command, "--config", str(config))
+        assert out.returncode == 2 and "--region" in out.stderr and "eu, us" in out.stderr, (command, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1
+        wrong = _cli(*command, "--config", str(config), "--region", "mars")
+        assert wrong.returncode == 2 and "'mars' is not a region" in wrong.stderr, wrong.stderr
+    us = _cli("audit", "verify", "--config", str(config), "--region", "us")  # us's own log: none written yet
+    assert us.returncode == 2 and str(tmp_path / "regions" / "us" / "audit.db") in us.stderr, us.stderr

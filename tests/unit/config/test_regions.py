@@ -108,8 +108,14 @@ def test_a_serve_config_names_the_region_of_each_application(tmp_path: Path) -> 
 
 
 def test_the_engine_deployment_name_is_the_one_serve_llm_gives() -> None:
-    from tutor_cluster.core.engine import build_engine_app, engine_deployment_name
+    """Another region names our engines' deployments: the name must be the one Ray Serve LLM derives (its own
+    function, private in Ray 2.60; building the deployment itself would start a Ray)."""
+    from ray.llm._internal.serve.core.server.builder import _get_deployment_name
 
-    s = load_settings(env={})
-    for name, engine in s.catalogue.engines.items():
-        assert build_engine_app(name, engine)._bound_deployment.name == engine_deployment_name(name)
+    from tutor_cluster.core.engine import ENGINE_PREFIX, engine_deployment_name, llm_config
+
+    for name, engine in {**load_settings(env={}).catalogue.engines, "org/model.v1": None}.items():
+        if engine is None:
+            assert engine_deployment_name(name) == "core-org--model_v1"
+            continue
+        assert ENGINE_PREFIX + _get_deployment_name(llm_config(name, engine)) == engine_deployment_name(name)
