@@ -52,3 +52,7 @@ LOCAL_KEY_FILE = Path(_env("TUTOR_LOCAL_KEY_FILE", str(CACHE_DIR / "local-api-ke
 PSEUDONYM_KEYS_FILE = Path(_env("TUTOR_PSEUDONYM_KEYS_FILE", str(CACHE_DIR / "pseudonym-keys")))
 #: The vault's key-encryption key file used when settings name none (privacy.vault_kek_file); `up` creates it locally.
 VAULT_KEK_FILE = Path(_env("TUTOR_VAULT_KEK_FILE", str(CACHE_DIR / "vault-kek")))
+#: Whether the operator named the secret files by environment (then a region's file beside it is theirs to
+#: provide, never created).
+SECRET_FILES_FROM_ENV = {"pseudonym_keys_file": "TUTOR_PSEUDONYM_KEYS_FILE" in os.environ,
+                         "vault_kek_file": "TUTOR_VAULT_KEK_FILE" in os.environ}

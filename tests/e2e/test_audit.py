@@ -27,5 +27,5 @@ def test_accesses_are_recorded_readable_and_verifiable(service: Service, client)
     tenant_key = service.tenant_keys["acme"]  # role service: tutoring, but not the disclosure record
     assert client.get("/v1/learners/audit-l1/audit", headers=service.headers(tenant_key)).status_code in (403, 404)
     verify = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "audit", "verify", "--config",
-                             str(service.config)], capture_output=True, text=True, timeout=120)
+                             str(service.config), "--region", "eu"], capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and "records intact" in verify.stdout, verify.stderr

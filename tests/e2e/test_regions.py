@@ -52,16 +52,27 @@ def test_a_learner_is_served_only_by_their_home_regions_replicas_and_stores(serv
     model = client.post(f"/{OTHER_REGION}/v1/tutor/turns", json={
         "learner_id": ours, "session_id": "r2", "message": "What is a denominator?", "mode": "explain"})
     assert model.status_code == 200 and model.json()["tier"] in ("small", "core"), model.text
-    # us's stores hold its own learner and nothing of eu's
+    # us's stores (its learner memory and its vault, both on Redis; its audit log) hold its own learner, nothing
+    # of eu's
     us = service.region_settings(OTHER_REGION)
     store = redis.Redis.from_url(redis_server.url)
-    us_keys = b"".join(store.scan_iter(match=f"{us.learner.store.key_prefix}:*", count=1000))
-    us_files = b"".join(p.read_bytes() for p in sorted(us.privacy.vault_path().parent.rglob("*")) if p.is_file())
-    assert ours.encode() in us_keys + us_files  # the control: what us serves is there
+
+    def us_bytes() -> bytes:
+        keys = [k for prefix in (us.learner.store.key_prefix, us.privacy.vault_redis_prefix)
+                for k in store.scan_iter(match=f"{prefix}:*", count=1000)]
+        files = [p.read_bytes() for p in sorted(us.privacy.audit_path().parent.rglob("*")) if p.is_file()]
+        return b"".join([*keys, *(store.dump(k) or b"" for k in keys), *files])
+
+    assert ours.encode() in us_bytes()  # the control: what us serves is there
     for trace in (theirs, ADULT["email"], "Brackenridge"):
-        assert trace.encode() not in us_keys + us_files, trace
+        assert trace.encode() not in us_bytes(), trace
     eu_keys = b"".join(store.scan_iter(match=f"{service.region_settings().learner.store.key_prefix}:*", count=1000))
     assert ours.encode() not in eu_keys and theirs.encode() in eu_keys
+    # erasure in us (its vault on Redis): the learner's key is shredded, nothing of them stays in us's keys
+    erased = client.delete(f"/{OTHER_REGION}/v1/learners/{ours}")
+    assert erased.status_code == 200 and erased.json()["unlinkable"], erased.text
+    assert client.get(f"/{OTHER_REGION}/v1/learners/{ours}").status_code == 404
+    assert ours.encode() not in us_bytes()
 
 
 def test_every_replica_and_memory_actor_requests_its_regions_resource(service: Service) -> None:

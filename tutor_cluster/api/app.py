@@ -33,8 +33,8 @@ from tutor_cluster.turns.learners import LearnerService
 from tutor_cluster.turns.recorder import TurnRecorder
 from tutor_cluster.turns.rights import LearnerRights
 from tutor_cluster.turns.service import Tiers, TurnService
+from tutor_cluster.vault.backends import open_vault
 from tutor_cluster.vault.crypto import KeyEncryptionKeys
-from tutor_cluster.vault.store import Vault
 
 log = logging.getLogger(f"ray.serve.{__name__}")
 
@@ -71,7 +71,7 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
     relations = open_relations(settings.learner.store) if memory is not None else None
     pseudonyms = pseudonyms or PseudonymKeys.load(privacy.keys_path())
     audit = AuditLog(AuditStore(privacy.audit_path())) if privacy.audit_enabled and memory is not None else None
-    vault = Vault(privacy.vault_path(), keks or KeyEncryptionKeys.load(privacy.kek_path())) if memory else None
+    vault = open_vault(privacy, keks or KeyEncryptionKeys.load(privacy.kek_path())) if memory else None
     learner_service = LearnerService(settings, memory, Access(relations), audit, pseudonyms=pseudonyms, vault=vault,
                                      clock=clock)
     rights = LearnerRights(learner_service, vault, relations, clock=clock) if vault is not None else None

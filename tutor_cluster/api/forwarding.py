@@ -6,12 +6,15 @@ A forwarded request is never forwarded again."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.background import BackgroundTask
 
-from tutor_cluster.api.errors import ApiError, error_response
+from tutor_cluster.api.errors import error_response
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.errors import WrongRegion
 
@@ -23,8 +26,15 @@ REGION_HEADER = "x-tutor-region"
 HOME_HEADER = "x-tutor-home-region"
 #: Seconds to wait for the home region's gateway to accept a connection.
 CONNECT_TIMEOUT_S = 5.0
+#: Seconds the forwarder waits beyond the home region's own deadline, so the home region's answer (a 504 too)
+#: arrives rather than this region's guess.
+DEADLINE_MARGIN_S = 5.0
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                         "transfer-encoding", "upgrade", "host", "content-length"})
+                         "transfer-encoding", "upgrade", "host", "content-length", "expect"})
+#: Headers of the home region's answer this gateway sets itself (its own proxy's, its own rate limits).
+_OWN = frozenset({"date", "server"})
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # the request never reached home
+log = logging.getLogger(f"ray.serve.{__name__}")
 
 
 class RegionForwarder:
@@ -50,9 +60,10 @@ class RegionForwarder:
     async def handle(self, request: Request, exc: WrongRegion) -> Response:
         reason = self.refusal(exc, request)
         if reason is not None:
-            url = self.settings.region_url(exc.home)
+            url = self.settings.region(exc.home).url  # only a configured (public) one is worth telling
+            where = f" ({url})" if url else ""
             response: Response = error_response(
-                request.url.path, 421, "wrong_region", f"{exc.message} ({url}); not forwarded: {reason}",
+                request.url.path, 421, "wrong_region", f"{exc.message}{where}; not forwarded: {reason}",
                 exc.field, "wrong_region")
             response.headers[HOME_HEADER] = exc.home
             return response
@@ -65,7 +76,8 @@ class RegionForwarder:
         if root and path.startswith(root):
             path = path[len(root):] or "/"
         url = self.settings.region_url(home).rstrip("/") + path
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        named = {h.strip().lower() for v in request.headers.getlist("connection") for h in v.split(",")}
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | named]
         headers.append((FORWARDED_FROM, self.region))
         body: bytes = scope.get("state", {}).get("body", b"")
         client = self._http()
@@ -73,18 +85,53 @@ class RegionForwarder:
                                         content=body or None)
         try:
             answer = await client.send(outgoing, stream=True)
-        except httpx.HTTPError as exc:
-            raise ApiError(503, "region_unavailable", f"region {home!r} did not answer ({type(exc).__name__}); the "
-                           "request was not served here; retry shortly", None, {"Retry-After": "2"}) from None
-        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
-        return StreamingResponse(answer.aiter_raw(), status_code=answer.status_code, headers=kept,
-                                 background=BackgroundTask(answer.aclose))
+        except _NOT_SENT as exc:
+            failed = error_response(request.url.path, 503, "region_unavailable", f"region {home!r} could not be "
+                                    f"reached ({type(exc).__name__}); nothing was applied; retry shortly")
+            failed.headers["Retry-After"] = "2"
+            return failed
+        except httpx.HTTPError as exc:  # sent: the home region may have applied it
+            return error_response(request.url.path, 504, "region_timeout", f"region {home!r} did not answer "
+                                  f"({type(exc).__name__}); the request may have been applied there: retry with the "
+                                  "same turn_id or Idempotency-Key")
+        response = _Relayed(answer, home)
+        named = {h.strip().lower().encode() for v in answer.headers.get_list("connection") for h in v.split(",")}
+        response.raw_headers = [  # as the home region sent them (repeated ones too), but for this proxy's own
+            (k, v) for k, v in answer.headers.raw
+            if k.decode("latin-1").lower() not in _HOP_BY_HOP | _OWN and k.lower() not in named
+            and not k.lower().startswith(b"x-ratelimit-")]
+        return response
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:  # made in the event loop that uses it
-            timeout = httpx.Timeout(self.settings.server.request_timeout_s, connect=CONNECT_TIMEOUT_S)
+            timeout = httpx.Timeout(self.settings.server.request_timeout_s + DEADLINE_MARGIN_S,
+                                    connect=CONNECT_TIMEOUT_S)
             self._client = httpx.AsyncClient(transport=self._transport, timeout=timeout, follow_redirects=False)
         return self._client
+
+
+class _Relayed(StreamingResponse):
+    """The home region's answer, relayed as it comes. Its connection is closed however the relay ends: done, the
+    client gone (even before the first byte), or the home region failing mid-answer — which is re-raised, so the
+    client's connection drops instead of a short body that looks complete."""
+
+    def __init__(self, answer: httpx.Response, home: str) -> None:
+        self._answer, self._home = answer, home
+        super().__init__(self._chunks(), status_code=answer.status_code)
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._answer.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            log.warning("region %s failed mid-answer: %s: %s", self._home, type(exc).__name__, exc)
+            raise
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._answer.aclose()
 
 
 def install_region_handler(app: FastAPI, forwarder: RegionForwarder) -> None:

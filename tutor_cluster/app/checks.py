@@ -29,7 +29,7 @@ def check_settings(settings: Settings, source: str = "settings") -> Settings:
     return settings
 
 
-MIGRATE_HINT = "tutor-cluster learner migrate-tenancy --tenant TENANT"
+MIGRATE_HINT = "tutor-cluster learner migrate-tenancy --tenant TENANT [--region REGION]"
 
 
 def check_learner_store(settings: Settings, source: str = "settings") -> str | None:

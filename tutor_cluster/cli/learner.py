@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tutor_cluster.cli.commands import CliError, _settings
+from tutor_cluster.cli.commands import CliError, _region_settings
 
 
 def learner_fit_bkt(args: argparse.Namespace) -> int:
@@ -35,7 +35,7 @@ def learner_migrate_tenancy(args: argparse.Namespace) -> int:
 
     if not re.fullmatch(TENANT_PATTERN, args.tenant):
         raise CliError(f"--tenant: {args.tenant!r} is not a tenant name (letters, digits, '.', '_', '-')", 2)
-    settings = _settings(args.config)
+    settings = _region_settings(args.config, args.region)
     store = open_store(settings.learner.store)
     try:
         moved = store.migrate_legacy(args.tenant)

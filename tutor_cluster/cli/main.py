@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     fitp.set_defaults(func=learner_commands.learner_fit_bkt)
     mig = learner_sub.add_parser("migrate-tenancy", help="assign learners stored before tenancy to one tenant")
     mig.add_argument("--tenant", required=True, help="the tenant those learners belong to")
-    _config(mig)
+    _region(mig)
     mig.set_defaults(func=learner_commands.learner_migrate_tenancy)
 
     audit = sub.add_parser("audit", help="the disclosure audit trail")

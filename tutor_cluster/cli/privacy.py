@@ -4,13 +4,16 @@ them."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
+
+import redis
 
 from tutor_cluster.app.checks import check_pseudonym_keys, check_vault_keys
 from tutor_cluster.cli.commands import CliError, _region_settings, _settings
 from tutor_cluster.config.settings import ConfigError
 from tutor_cluster.privacy import PseudonymKeys, rotate_key_file
+from tutor_cluster.vault.backends import open_vault
 from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt
-from tutor_cluster.vault.store import Vault
 
 
 def _keys(settings) -> PseudonymKeys:  # noqa: ANN001
@@ -47,11 +50,16 @@ def privacy_rotate_kek(args: argparse.Namespace) -> int:
         raise CliError(str(exc), 2) from None
     path = settings.privacy.kek_path()
     version = rotate_key_file(path, KeyEncryptionKeys)
+    where = "the region's Redis vault" if settings.privacy.vault_redis_url else str(settings.privacy.vault_path())
     try:
-        rewrapped = Vault(settings.privacy.vault_path(), KeyEncryptionKeys.load(path)).rewrap()
-    except VaultCorrupt as exc:
-        raise CliError(f"vault {settings.privacy.vault_path()}: {exc}; the new key was added, nothing re-wrapped",
-                       1) from None
+        vault = open_vault(settings.privacy, KeyEncryptionKeys.load(path))
+        try:
+            rewrapped = vault.rewrap()
+        finally:
+            vault.close()
+    except (VaultCorrupt, redis.RedisError, sqlite3.Error) as exc:
+        raise CliError(f"vault ({where}): {type(exc).__name__}: {exc}; the new key was added to {path}, nothing "
+                       "re-wrapped", 1) from None
     print(f"vault key-encryption key: new current version {version} (was {keks.current}); {rewrapped} tenant data "
           f"key(s) re-wrapped; restart the service, then run this again before removing old versions from {path}")
     return 0

@@ -73,7 +73,12 @@ class PrivacyConfig(BaseModel):
         "kept until erasure (a retention period for them is planned)."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
-        "machine). None: ~/.cache/tutor-cluster/vault.db. A Redis/SQL vault per region is planned."))
+        "machine). None: ~/.cache/tutor-cluster/vault.db. Several nodes: vault_redis_url."))
+    vault_redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://", description=(
+        "A Redis (AOF, appendfsync always) holding the region's vault, shared by every gateway node of the region "
+        "(instead of the SQLite file). Only sealed values, ids and job states are stored there."))
+    vault_redis_prefix: str = Field(default="vault", pattern=r"^[A-Za-z0-9._-]{1,64}$", description=(
+        "Namespace of the vault's Redis keys."))
     vault_kek_file: str | None = Field(default=None, description=(
         "Path of the vault's key-encryption key file ('version:base64key' lines, the first current; never a "
         "settings file, never logged). None: TUTOR_VAULT_KEK_FILE, else ~/.cache/tutor-cluster/vault-kek, which "

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tutor_cluster import constants
 from tutor_cluster.config.deployment import DeploymentOptions
 from tutor_cluster.config.learner import StoreConfig
 from tutor_cluster.config.privacy import RetentionConfig
@@ -25,11 +26,14 @@ REGION_PATTERN = r"^[a-z0-9-]{1,32}$"
 REGION_RESOURCE_PER_REPLICA = 0.001
 #: How much of each region's resource a local Ray offers.
 REGION_RESOURCE_PER_NODE = 1000
+#: First path segments of the API's own routes: no region's prefix may take them from the region at '/'.
+RESERVED_PREFIXES = frozenset({"v1", "healthz", "readyz", "docs", "openapi.json", "-"})
 
 
 class RegionPrivacy(BaseModel):
     """What a region sets for itself over the top-level ``privacy`` section (unset: the top-level value; a
-    file path unset while several regions exist: its own file under ``<cache>/regions/<name>/``)."""
+    file path unset while several regions exist: its own file in ``regions/<name>/`` beside the top-level one —
+    but for the region ``privacy.region`` names, which keeps the top-level files)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +41,9 @@ class RegionPrivacy(BaseModel):
         "The region's age of digital consent (COPPA 13; GDPR Art. 8: 13-16 by member state)."))
     retention: RetentionConfig | None = Field(default=None, description="The region's retention per data class.")
     vault_sqlite_path: str | None = Field(default=None, description="The region's vault (SQLite).")
+    vault_redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://", description=(
+        "The region's vault on Redis (several gateway nodes). Default: the top-level vault_redis_url, if any. "
+        "Its keys are under '<vault_redis_prefix>-<name>' (but for the region privacy.region names)."))
     vault_kek_file: str | None = Field(default=None, description="The region's vault key-encryption key file.")
     pseudonym_keys_file: str | None = Field(default=None, description="The region's pseudonym secret file.")
     audit_sqlite_path: str | None = Field(default=None, description="The region's disclosure audit log (SQLite).")
@@ -73,6 +80,15 @@ class RegionConfig(BaseModel):
         "The region's learner-memory store. Default: the top-level learner.store, with its own SQLite file "
         "(or Redis key prefix '<prefix>-<name>') when there are several regions."))
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError(f"{value!r} is not an http(s) base URL without query or fragment")
+        return value.rstrip("/")
+
     @field_validator("processing_regions")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
@@ -97,25 +113,36 @@ def resource_of(name: str, region: RegionConfig) -> str:
 
 
 def specialise(settings: Settings, name: str) -> Settings:
-    """``settings`` as region ``name``'s application runs them (see :meth:`Settings.for_region`)."""
+    """``settings`` as region ``name``'s application runs them (see :meth:`Settings.for_region`). The region
+    ``privacy.region`` names (or the only one) keeps the files and stores the top level gives (turning regions
+    on, or adding one, moves no data); every other region gets its own beside them."""
     region = settings.regions[name]
     mine = region.privacy
     top = settings.privacy
+    several = len(settings.regions) > 1 and name != top.region
     files = {"vault_sqlite_path": top.vault_path(), "vault_kek_file": top.kek_path(),
              "pseudonym_keys_file": top.keys_path(), "audit_sqlite_path": top.audit_path()}
-    own = {key: getattr(mine, key) or str(_regional(path, name)) for key, path in files.items()}
-    privacy = top.model_copy(update={"region": name, "consent_age": mine.consent_age or top.consent_age,
-                                     "retention": mine.retention or top.retention, **own})
-    # a secret file neither the region nor the top level names is the region's default one: `up` creates it
+    own = {key: getattr(mine, key) or (str(_regional(path, name)) if several else getattr(top, key))
+           for key, path in files.items()}
+    retention = (top.retention.model_copy(update=mine.retention.model_dump(exclude_unset=True))
+                 if mine.retention is not None else top.retention)  # what the region sets, over the top level
+    privacy = top.model_copy(update={
+        "region": name, "consent_age": mine.consent_age or top.consent_age, "retention": retention, **own,
+        "vault_redis_url": mine.vault_redis_url or top.vault_redis_url,
+        "vault_redis_prefix": f"{top.vault_redis_prefix}-{name}" if several else top.vault_redis_prefix})
+    # a secret file that neither the region, the top level nor the environment names is the region's default
+    # one: `up` creates it (a named one must exist)
     privacy._derived = frozenset(k for k in ("vault_kek_file", "pseudonym_keys_file")
-                                 if getattr(mine, k) is None and getattr(top, k) is None)
+                                 if getattr(mine, k) is None and getattr(top, k) is None
+                                 and not constants.SECRET_FILES_FROM_ENV[k])
     shared = settings.learner.store
-    store = region.learner_store or shared.model_copy(update={
+    store = region.learner_store or (shared.model_copy(update={
         "sqlite_path": str(_regional(Path(shared.sqlite_path).expanduser(), name)),
-        "key_prefix": f"{shared.key_prefix}-{name}"})
+        "key_prefix": f"{shared.key_prefix}-{name}"}) if several else shared)
     resource = resource_of(name, region)
     learner = settings.learner.model_copy(update={
-        "store": store, "name_prefix": f"{settings.learner.name_prefix}-{name}",
+        "store": store, "name_prefix": f"{settings.learner.name_prefix}-{name}" if several else
+        settings.learner.name_prefix,
         "resources": {**settings.learner.resources, resource: REGION_RESOURCE_PER_REPLICA}})
     d = settings.deployments
     deployments = d.model_copy(update={tier: _with_resource(getattr(d, tier), resource)
@@ -158,6 +185,9 @@ def check_regions(settings: Settings) -> None:
                 raise ValueError(f"regions.{name}.models_from: {region.models_from!r} takes its own models from "
                                  f"{source.models_from!r}; name that region instead")
         prefix = settings.route_prefix(name)
+        if prefix.strip("/") in RESERVED_PREFIXES:
+            raise ValueError(f"regions.{name}.route_prefix: {prefix!r} would take the API's own routes "
+                             "(/v1, /healthz, /docs …) from the region at '/'; give another route_prefix")
         if prefix in prefixes:
             raise ValueError(f"regions.{name}.route_prefix: {prefix!r} is also region {prefixes[prefix]!r}'s")
         prefixes[prefix] = name
@@ -167,7 +197,9 @@ def check_regions(settings: Settings) -> None:
     for name in regions:
         mine = specialise(settings, name)
         p = mine.privacy
-        owned = {"privacy.vault_sqlite_path": p.vault_path().resolve(), "privacy.vault_kek_file": p.kek_path().resolve(),
+        vault = (("redis", p.vault_redis_url, p.vault_redis_prefix) if p.vault_redis_url
+                 else ("sqlite", p.vault_path().resolve()))
+        owned = {"privacy.vault": vault, "privacy.vault_kek_file": p.kek_path().resolve(),
                  "privacy.pseudonym_keys_file": p.keys_path().resolve(),
                  "privacy.audit_sqlite_path": p.audit_path().resolve(),
                  "learner_store": _store_identity(mine.learner.store)}

@@ -130,7 +130,7 @@ class Settings(BaseModel):
 
     def app_name(self, name: str | None = None) -> str:
         """The Serve application of a region."""
-        return f"{constants.APP_NAME}-{name or self.privacy.region}" if self.regions else constants.APP_NAME
+        return f"{constants.APP_NAME}-{name or self.privacy.region}" if len(self.regions) > 1 else constants.APP_NAME
 
     def route_prefix(self, name: str | None = None) -> str:
         configured = self.region(name).route_prefix

@@ -21,6 +21,7 @@ from tutor_cluster.config.learner import StoreConfig
 from tutor_cluster.errors import Forbidden
 from tutor_cluster.identity import KEY_SEPARATOR, learner_key, split_learner_key
 from tutor_cluster.learner.context import LearnerContext, LearnerUpdate
+from tutor_cluster.redis_aof import rewrite_aof
 
 UpdateFn = Callable[[LearnerContext | None, LearnerUpdate], LearnerContext]
 
@@ -335,12 +336,11 @@ class RedisStore:
         return deleted, trimmed
 
     def compact(self) -> None:
-        """Start an AOF rewrite (a no-op answer when one is already running or scheduled)."""
+        """An AOF rewrite that starts after the deletions so far (see :func:`tutor_cluster.redis_aof.rewrite_aof`)."""
         try:
-            self._redis.bgrewriteaof()
+            rewrite_aof(self._redis)
         except self._errors as exc:
-            if "in progress" not in str(exc) and "scheduled" not in str(exc):
-                raise
+            raise StoreUnavailable(f"redis: {exc}") from exc
 
     def applied_turns(self, learner_id: str) -> set[str]:
         """Turn ids applied to this learner (audit; the last TURN_IDS_KEPT)."""

@@ -214,19 +214,21 @@ def _build(cols: Collections, work: Plan, existing: dict[str, dict[str, Any]] | 
     return new
 
 
-def notify_service(app_name: str) -> Callable[[], None]:
-    """Ask a running service's knowledge replicas to load the new version now (they also poll)."""
+def notify_service(*app_names: str) -> Callable[[], None]:
+    """Ask a running service's knowledge replicas (of each application named) to load the new version now (they
+    also poll)."""
 
     def _notify() -> None:
         from ray import serve
 
-        try:
-            handle = serve.get_deployment_handle("knowledge", app_name=app_name)
-            status = handle.reload.remote().result(timeout_s=60)
-            print(f"[reembed] service reloaded: version {status.get('version')}", flush=True)
-        except Exception as exc:  # noqa: BLE001 - no running service is fine: replicas poll anyway
-            print(f"[reembed] no running service notified ({type(exc).__name__}); replicas poll for new versions",
-                  flush=True)
+        for app_name in app_names:
+            try:
+                handle = serve.get_deployment_handle("knowledge", app_name=app_name)
+                status = handle.reload.remote().result(timeout_s=60)
+                print(f"[reembed] {app_name} reloaded: version {status.get('version')}", flush=True)
+            except Exception as exc:  # noqa: BLE001 - no running service is fine: replicas poll anyway
+                print(f"[reembed] {app_name} not notified ({type(exc).__name__}); replicas poll for new versions",
+                      flush=True)
 
     return _notify
 
@@ -245,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tutor_cluster import constants, runtime
+    from tutor_cluster import runtime
     from tutor_cluster.config.settings import ConfigError, load_settings
 
     args = _parser().parse_args(argv)
@@ -281,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(settings.knowledge, args.source, full=args.full, actors=args.actors, threads=threads,
                       gpus=args.gpus_per_actor,
-                      progress=progress, notify=notify_service(constants.APP_NAME) if address else None)
+                      progress=progress, notify=notify_service(*(
+                          settings.app_name(name) for name in settings.region_names()
+                          if settings.region(name).models_from is None)) if address else None)
     except CurriculumError as exc:
         print(f"reembed: invalid curriculum: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ from tutor_cluster.telemetry.events import expire_partitions
 def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
     """Sweep every data class with a retention period; returns counts (and ``errors`` per class that failed).
     With ``regions``, each region's memory and event partitions by its own retention (counts under
-    ``regions.<name>``, errors as ``<name>.<class>``); the spend ledger (pseudonymous, shared) by the top level's."""
+    ``regions.<name>``, errors as ``<name>.<class>``); the spend ledger (pseudonymous, shared) and the event
+    partitions of regions not configured by the top level's."""
     t = time.time() if now is None else now
     counts: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -67,10 +68,18 @@ def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
         counts["ledger_entries_deleted"] = (BudgetLedger(budgets).expire(cut)
                                             if cut is not None and budgets.ledger else 0)
 
+    def others() -> None:  # partitions of regions no longer configured (or written before regions)
+        retention = settings.privacy.retention
+        cut = retention.cutoff(retention.events_days, t)
+        counts["event_rows_deleted_other_regions"] = (
+            expire_partitions(settings.telemetry.events.path, cut, besides=frozenset(settings.region_names()))
+            if cut is not None else 0)
+
     if settings.regions:
         counts["regions"] = {}
         for name in settings.region_names():
             region(settings.for_region(name), counts["regions"].setdefault(name, {}), f"{name}.")
+        step("events", others)
     else:
         region(settings, counts, "")
     step("ledger", ledger)

@@ -104,9 +104,11 @@ def read_events(path: str | Path) -> Any:
     return ds.dataset(Path(path).expanduser(), format="parquet", partitioning="hive").to_table().to_pandas()
 
 
-def expire_partitions(path: str | Path, before: float, region: str | None = None) -> int:
-    """Delete the whole-day partitions (``date=YYYY-MM-DD``; with ``region``, only that region's part of each)
-    that ended before ``before`` (Unix time); returns the rows they held."""
+def expire_partitions(path: str | Path, before: float, region: str | None = None,
+                      besides: frozenset[str] = frozenset()) -> int:
+    """Delete the whole-day partitions (``date=YYYY-MM-DD``; with ``region``, only that region's part of each;
+    with ``besides``, the parts of every region but those) that ended before ``before`` (Unix time); returns the
+    rows they held."""
     root = Path(path).expanduser()
     rows = 0
     for folder in sorted(root.glob("date=*")) if root.is_dir() else []:
@@ -116,11 +118,13 @@ def expire_partitions(path: str | Path, before: float, region: str | None = None
             continue  # not one of ours
         if (day + timedelta(days=1)).timestamp() > before:
             continue
-        target = folder if region is None else folder / f"region={region}"
-        if not target.is_dir():
-            continue
-        rows += sum(pq.ParquetFile(f).metadata.num_rows for f in target.rglob("*.parquet"))
-        shutil.rmtree(target)
-        if target != folder and not any(folder.iterdir()):
+        if besides:
+            targets = [p for p in folder.glob("region=*") if p.name[len("region="):] not in besides]
+        else:
+            targets = [folder if region is None else folder / f"region={region}"]
+        for target in (t for t in targets if t.is_dir()):
+            rows += sum(pq.ParquetFile(f).metadata.num_rows for f in target.rglob("*.parquet"))
+            shutil.rmtree(target)
+        if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     return rows

@@ -39,6 +39,8 @@ class ChatService:
         t0 = t.clock()
         if chat.user:  # a registered learner of another region is served there (its secret, its replicas)
             t.learners.check_home(chat.user, field="user")
+        if principal.learner_id:  # a learner's own key (or token) is served in their home region
+            t.learners.check_home(principal.learner_id, field="Authorization")
         pinned = self.resolve_model(chat.model)
         for i, m in enumerate(chat.messages):
             if m["role"] == "system" and "system_prompt" not in principal.scopes:

@@ -107,9 +107,8 @@ class LearnerService:
         await self._access.check_learner(principal, learner_id)
         tenant = principal.tenant
         key = learner_key(tenant, learner_id)
-        # a read that never waits for a writer (WAL): on the event loop, no thread hop per request
-        with vault_errors():
-            entry, consents = self.vault.lookup(tenant, learner_id) if self.vault is not None else (None, {})
+        entry, consents = (await self._vault_read(self.vault.lookup, tenant, learner_id) if self.vault is not None
+                           else (None, {}))
         if entry is not None and entry.erasing or entry is None and (
                 self.settings.privacy.registration == "required" or learner_id.startswith(ID_PREFIX)):
             # (an id of the registration's form is the vault's alone: once erased it never comes back)
@@ -117,9 +116,8 @@ class LearnerService:
         material = entry.learner_key if entry else None
         subjects = tuple(self.pseudonyms.pseudonym(tenant, learner_id, version=v, learner_key=material)
                          for v in self.pseudonyms.versions)
-        with vault_errors():
-            erasing = entry is None and self.vault is not None and self.vault.erasing(tenant, list(subjects))
-        if erasing:
+        if entry is None and self.vault is not None and await self._vault_read(self.vault.erasing, tenant,
+                                                                               list(subjects)):
             raise NotFound(f"unknown learner {learner_id!r}", field="learner_id")  # being erased
         minor, scopes = self.consent_of(entry, consents)
         return LearnerRef(tenant, learner_id, key, subjects[0], subjects, entry, scopes, minor)
@@ -162,14 +160,19 @@ class LearnerService:
             recent=[t.model_dump() for t in ctx.recent], created_at=ctx.created_at, updated_at=ctx.updated_at,
         )
 
-    def without_known_pii(self, ref: LearnerRef, text: str) -> str:
+    async def _vault_read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A vault read: SQLite reads never wait for a writer (WAL), so they run on the event loop (no thread hop
+        per request); a networked vault's (Redis) run off it."""
+        with vault_errors():
+            return await asyncio.to_thread(fn, *args) if self.vault.remote else fn(*args)
+
+    async def without_known_pii(self, ref: LearnerRef, text: str) -> str:
         """``text`` with the registered learner's own names and e-mail addresses (from the vault) replaced, so
         they reach no tier, store, prompt or log (``edge.redact_pii``; other e-mails, phones and addresses are
         the edge's to redact)."""
         if ref.entry is None or self.vault is None or not self.settings.edge.redact_pii:
             return text
-        with vault_errors():
-            profile = self.vault.profile(ref.entry) or {}
+        profile = await self._vault_read(self.vault.profile, ref.entry) or {}
         terms = [profile.get(k) for k in ("display_name", "email", "guardian_email")]
         return redact_known(text, [t for t in terms if t])[0]
 

@@ -212,6 +212,7 @@ class LearnerRights:
     async def erase(self, principal: Principal, learner_id: str) -> ErasureReceipt:
         """Erase the learner (idempotent: a repeat returns the first receipt; a job a crash interrupted resumes)."""
         tenant = principal.tenant
+        self._learners.check_home(learner_id)  # another region's learner: nothing here is read or written
         await self._learners.check_access(principal, learner_id)
         refs = self._job_refs(tenant, learner_id)
         job = await self._call(self._vault.erasure, tenant, refs)

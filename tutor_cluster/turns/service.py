@@ -115,7 +115,7 @@ class TurnService:
         turn_id = body.idempotency_key() or uuid.uuid4().hex
         ref = await t.learners.resolve(principal, body.learner_id)  # may this caller touch this learner? (else 404)
         ref.require("tutoring")  # no consent: nothing analysed, stored, sent to a model or recorded
-        message = t.learners.without_known_pii(ref, body.message)  # the learner's own names never leave here
+        message = await t.learners.without_known_pii(ref, body.message)  # the learner's own names never leave here
         edge, edge_ms = await t.analyse(message, body.exercise_id, language=body.language)
         t_mem = t.clock()
         # the memory write and its audit record go together (both durable before any reply), not one after the other

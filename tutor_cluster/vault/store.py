@@ -3,7 +3,8 @@ register a learner, resolve one (their key material, or None), read their person
 through a durable erasure job.
 
 Deleted rows are overwritten (``secure_delete``) and the write-ahead log is truncated after an erasure, so a
-learner's sealed key does not linger in free pages. A Redis/SQL vault per region is planned.
+learner's sealed key does not linger in free pages. Several gateway nodes share a vault on Redis instead
+(``vault/redis_store.py``, ``privacy.vault_redis_url``); ``vault/backends.py`` picks one from settings.
 """
 
 # size: one store's tables (tenant keys, learners, consents, registrations, erasure jobs) share a connection and lock
@@ -22,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from tutor_cluster import embedded_db
 from tutor_cluster.errors import Unavailable
@@ -60,13 +63,41 @@ def home_region(learner_id: str) -> str | None:
     return region if sep and region and rest else None
 
 
+# --- what both backends seal and open the same way ------------------------------------------------------------
+def body_digest(dek: bytes, body: str) -> str:
+    """What a registration retry is compared by: the body holds personal data, so only its HMAC is kept."""
+    return hmac.new(dek, body.encode(), hashlib.sha256).hexdigest()
+
+
+def seal_learner(dek: bytes, tenant: str, learner_id: str, profile: dict[str, Any], minor_until: float
+                 ) -> dict[str, bytes]:
+    """A new learner's sealed columns: their key under the tenant's, their personal data under theirs, and until
+    when a guardian must consent (it tells the birth date) under the tenant's."""
+    learner_key = new_key()
+    return {"learner_key": seal(dek, learner_key, context("learner-key", tenant, learner_id)),
+            "profile": seal(learner_key, json.dumps(profile, sort_keys=True).encode(),
+                            context("profile", tenant, learner_id)),
+            "minor_until": seal(dek, repr(minor_until).encode(), context("minor-until", tenant, learner_id))}
+
+
+def seal_job(dek: bytes, tenant: str, ref: str, learner_id: str, subject: str) -> bytes:
+    return seal(dek, json.dumps({"id": learner_id, "subject": subject}).encode(), context("erasure", tenant, ref))
+
+
+def open_job(dek: bytes, tenant: str, ref: str, sealed: bytes | None, steps: str, receipt: str, requested: float,
+             completed: float | None) -> ErasureJob:
+    who = json.loads(unseal(dek, sealed, context("erasure", tenant, ref))) if sealed is not None else {}
+    return ErasureJob(tenant, ref, who.get("id"), tuple(json.loads(steps)), json.loads(receipt), requested,
+                      completed, who.get("subject"))
+
+
 @contextlib.contextmanager
 def vault_errors() -> Iterator[None]:
     """A vault that cannot be read or written (a locked or missing file, a value that does not open, a KEK version
     this process lacks) is :class:`Unavailable` (503 ``vault_unavailable``), never a 500."""
     try:
         yield
-    except (sqlite3.Error, VaultCorrupt, PseudonymKeyError) as exc:
+    except (sqlite3.Error, redis.RedisError, VaultCorrupt, PseudonymKeyError) as exc:
         raise Unavailable(f"the vault cannot be used: {type(exc).__name__}: {exc}", kind="vault_unavailable",
                           retry_after_s=2) from None
 
@@ -103,7 +134,10 @@ class ErasureJob:
 
 
 class Vault:
-    """One region's vault. Methods block (SQLite): call them off the event loop."""
+    """One region's vault. Methods block (SQLite): call them off the event loop — but for the reads
+    (``lookup``, ``erasing``, ``profile``), which never wait for a writer (WAL)."""
+
+    remote = False
 
     def __init__(self, path: str | Path, keks: KeyEncryptionKeys, *, timeout_s: float = 10.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -178,9 +212,7 @@ class Vault:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 dek = self._data_key(tenant)
-                # the body holds personal data: only its HMAC under the tenant's key is kept, to tell a retry
-                body = (hmac.new(dek, request[1].encode(), hashlib.sha256).hexdigest()
-                        if request is not None else "")
+                body = body_digest(dek, request[1]) if request is not None else ""
                 if request is not None:
                     seen = self._db.execute(
                         "SELECT r.learner_id, r.body, l.created_at FROM registrations r JOIN learners l "
@@ -191,14 +223,12 @@ class Vault:
                         if not hmac.compare_digest(seen[1], body):
                             raise RegistrationConflict(request[0])
                         return seen[0], seen[2], False
-                learner_id, learner_key, now = new_learner_id(region), new_key(), self._clock()
-                sealed_key = seal(dek, learner_key, context("learner-key", tenant, learner_id))
-                sealed = seal(learner_key, json.dumps(profile, sort_keys=True).encode(),
-                              context("profile", tenant, learner_id))
-                minor = seal(dek, repr(minor_until).encode(), context("minor-until", tenant, learner_id))
+                learner_id, now = new_learner_id(region), self._clock()
+                sealed = seal_learner(dek, tenant, learner_id, profile, minor_until)
                 self._db.execute("INSERT INTO learners (tenant, learner_id, region, created_at, learner_key, profile, "
                                  "minor_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (tenant, learner_id, region, now, sealed_key, sealed, minor))
+                                 (tenant, learner_id, region, now, sealed["learner_key"], sealed["profile"],
+                                  sealed["minor_until"]))
                 if request is not None:
                     self._db.execute("INSERT INTO registrations (tenant, request, learner_id, body) "
                                      "VALUES (?, ?, ?, ?)", (tenant, request[0], learner_id, body))
@@ -292,12 +322,7 @@ class Vault:
     # --- erasure jobs -----------------------------------------------------------------------------------------
 
     def _job(self, row: tuple[Any, ...], tenant: str) -> ErasureJob:
-        ref, sealed, steps, receipt, requested, completed = row
-        who: dict[str, str] = {}
-        if sealed is not None:
-            who = json.loads(unseal(self._data_key(tenant), sealed, context("erasure", tenant, ref)))
-        return ErasureJob(tenant, ref, who.get("id"), tuple(json.loads(steps)), json.loads(receipt), requested,
-                          completed, who.get("subject"))
+        return open_job(self._data_key(tenant), tenant, row[0], *row[1:])
 
     def erasure(self, tenant: str, refs: list[str]) -> ErasureJob | None:
         """The erasure job of the learner known by any of ``refs`` (their pseudonyms under each secret version)."""
@@ -314,9 +339,7 @@ class Vault:
         resume. ``restart``: replace a completed job (the same client-chosen id used again). A job already
         pending is returned as it is."""
         with self._lock:
-            dek = self._data_key(tenant)
-            sealed = seal(dek, json.dumps({"id": learner_id, "subject": subject}).encode(),
-                          context("erasure", tenant, ref))
+            sealed = seal_job(self._data_key(tenant), tenant, ref, learner_id, subject)
             if restart:
                 self._db.execute("DELETE FROM erasures WHERE tenant = ? AND ref = ? AND completed_at IS NOT NULL",
                                  (tenant, ref))
@@ -329,8 +352,9 @@ class Vault:
     def step_done(self, job: ErasureJob, step: str) -> ErasureJob:
         steps = (*job.steps, step)
         with self._lock:
-            self._db.execute("UPDATE erasures SET steps = ? WHERE tenant = ? AND ref = ?",
-                             (json.dumps(steps), job.tenant, job.ref))
+            self._db.execute("UPDATE erasures SET steps = ? WHERE tenant = ? AND ref = ? AND requested_at = ? "
+                             "AND completed_at IS NULL",  # this job, not the same learner's next one
+                             (json.dumps(steps), job.tenant, job.ref, job.requested_at))
         return ErasureJob(job.tenant, job.ref, job.learner_id, steps, job.receipt, job.requested_at, None, job.subject)
 
     def finish_erasure(self, job: ErasureJob, receipt: dict[str, Any]) -> ErasureJob:
@@ -338,7 +362,8 @@ class Vault:
         now = self._clock()
         with self._lock:
             self._db.execute("UPDATE erasures SET learner = NULL, receipt = ?, completed_at = ? "
-                             "WHERE tenant = ? AND ref = ?", (json.dumps(receipt), now, job.tenant, job.ref))
+                             "WHERE tenant = ? AND ref = ? AND requested_at = ? AND completed_at IS NULL",
+                             (json.dumps(receipt), now, job.tenant, job.ref, job.requested_at))
             embedded_db.truncate_wal(self._db)
         return ErasureJob(job.tenant, job.ref, None, job.steps, receipt, job.requested_at, now)
 

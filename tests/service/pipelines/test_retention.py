@@ -163,9 +163,13 @@ def test_each_region_is_swept_by_its_own_retention(tmp_path: Path) -> None:
         sink.add({"at": NOW - 20 * DAY, "turn_id": f"{region}-old", "tenant": "acme", "learner": "k1-x"})
         sink.add({"at": NOW, "turn_id": f"{region}-new", "tenant": "acme", "learner": "k1-x"})
         sink.flush()
+    gone = EventSink(settings.telemetry.events.model_copy(update={"region": "old-region", "max_buffer": 1000}))
+    gone.add({"at": NOW - 800 * DAY, "turn_id": "gone-old", "tenant": "acme", "learner": "k1-x"})  # top level: 730
+    gone.flush()
     proc = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "retention", "sweep", "--config",
                            str(config)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.removeprefix("retention: "))["event_rows_deleted_other_regions"] == 1
     counts = json.loads(proc.stdout.removeprefix("retention: "))["regions"]
     assert counts["eu"]["memory_learners_deleted"] == 1 and counts["us"]["memory_learners_deleted"] == 0, counts
     assert counts["eu"]["event_rows_deleted"] == 1 and counts["us"]["event_rows_deleted"] == 0, counts

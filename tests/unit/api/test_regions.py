@@ -47,7 +47,8 @@ def deployment(tmp: Path) -> Settings:
     keys = [ApiKey(id="adm", sha256=hash_key("tc-adm"), tenant="acme", role="institution_admin", scopes=["tutor"]),
             ApiKey(id="other", sha256=hash_key("tc-other"), tenant="globex", role="institution_admin",
                    scopes=["tutor", "chat"]),
-            ApiKey(id="app", sha256=hash_key("tc-app"), tenant="acme", role="service", scopes=["tutor", "chat"])]
+            ApiKey(id="app", sha256=hash_key("tc-app"), tenant="acme", role="service", scopes=["tutor", "chat"]),
+            ApiKey(id="gdn", sha256=hash_key("tc-gdn"), tenant="acme", role="guardian", scopes=["tutor"])]
     raw["auth"] = {"api_keys": [k.model_dump() for k in keys]}
     raw["learner"]["store"] = {"backend": "sqlite", "sqlite_path": str(tmp / "learners.db")}
     raw["telemetry"]["events"].update(path=str(tmp / "events"), max_buffer=1)
@@ -126,11 +127,18 @@ def test_a_learner_of_another_region_is_refused_on_every_route_and_leaves_nothin
         assert r.status_code == 421, (method, path, r.text)
         error = r.json()["error"]
         assert error["code"] == "wrong_region" and error["field"] == "learner_id", error
-        assert "region 'eu'" in error["message"] and "http://eu.region" in error["message"], error
+        assert "region 'eu'" in error["message"] and "(http://eu.region)" in error["message"], error
         assert r.headers["x-tutor-home-region"] == "eu" and r.headers["x-tutor-region"] == "us"
     chat = call(network, "us", "POST", "/v1/chat/completions", key="app", json={
         "model": "tutor-small", "user": learner, "messages": [{"role": "user", "content": MESSAGE}]})
     assert chat.status_code == 421 and chat.json()["error"]["param"] == "user", chat.text
+    # a guardian (whose links live in the home region) is told where to go too, not 404 from here
+    for method, path, kwargs in every_learner_route(learner)[2:]:
+        r = call(network, "us", method, path, key="gdn", **kwargs)
+        assert r.status_code in (421, 403), (method, path, r.text)  # 403: a route this role may call nowhere
+        if r.status_code == 403:
+            assert r.json()["error"]["code"] == "role_not_allowed", r.text
+    assert call(network, "us", "DELETE", f"/v1/learners/{learner}", key="gdn").status_code == 421
     elsewhere = call(network, "us", "POST", "/v1/learners", json={**ADULT, "home_region": "eu"})
     assert elsewhere.status_code == 421 and elsewhere.json()["error"]["field"] == "home_region", elsewhere.text
     assert served == []  # 0 successes through the wrong region

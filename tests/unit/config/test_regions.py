@@ -3,6 +3,7 @@ configurations refused because regions would share data or name what does not ex
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -81,15 +82,60 @@ regions:
      r"regions\.\w+\.models_from: '\w+' takes its own models from"),
     ("eu: {route_prefix: /x}\n  us: {route_prefix: /x}", r"regions\.us\.route_prefix: '/x' is also region 'eu'"),
     ("eu: {privacy: {vault_sqlite_path: /tmp/v.db}}\n  us: {privacy: {vault_sqlite_path: /tmp/v.db}}",
-     r"regions\.us\.privacy\.vault_sqlite_path: the same as region 'eu'"),
+     r"regions\.us\.privacy\.vault: the same as region 'eu'"),
     ("eu: {learner_store: {sqlite_path: /tmp/l.db}}\n  us: {learner_store: {sqlite_path: /tmp/l.db}}",
      r"regions\.us\.learner_store: the same as region 'eu'"),
     ("EU: {}", r"regions\.EU: a region name is lowercase"),
+    ("eu: {route_prefix: /}\n  v1: {}", r"regions\.v1\.route_prefix: '/v1' would take the API's own routes"),
+    ("eu: {url: 'ftp://eu.example'}", r"regions\.eu\.url"),
+    ("eu: {url: 'https://eu.example/?x=1'}", r"regions\.eu\.url"),
     ("eu: {foreign_learners: proxy}", r"regions\.eu\.foreign_learners"),
 ])
 def test_regions_that_would_share_data_or_name_nothing_are_refused(tmp_path: Path, regions: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, f"regions:\n  {regions}\n")
+
+
+def test_a_region_overrides_only_the_retention_it_names(tmp_path: Path) -> None:
+    s = load(tmp_path, "privacy: {retention: {memory_days: 30, events_days: 100, ledger_days: 400}}\n" + TWO.replace(
+        "consent_age: 16}", "consent_age: 16, retention: {events_days: 10}}"))
+    eu, us = s.for_region("eu").privacy.retention, s.for_region("us").privacy.retention
+    assert (eu.memory_days, eu.events_days, eu.ledger_days) == (30, 10, 400)  # only events_days is eu's own
+    assert (us.memory_days, us.events_days, us.ledger_days) == (30, 100, 400)
+
+
+def test_one_configured_region_keeps_the_files_and_names_it_had(tmp_path: Path) -> None:
+    before, after = load(tmp_path, ""), load(tmp_path, "regions: {eu: {}}\n")
+    eu = after.for_region("eu")
+    assert eu.privacy.vault_path() == before.privacy.vault_path() and eu.learner.store == before.learner.store
+    assert eu.privacy.keys_path() == before.privacy.keys_path() and eu.learner.name_prefix == "learner-memory"
+    assert after.app_name("eu") == constants.APP_NAME and after.route_prefix("eu") == "/"
+    assert eu.deployments.gateway.resources == {"region-eu": REGION_RESOURCE_PER_REPLICA}  # placed all the same
+
+
+def test_adding_a_region_moves_nothing_of_the_region_privacy_region_names(tmp_path: Path) -> None:
+    one = load(tmp_path, "regions: {eu: {}}\n").for_region("eu")
+    path = tmp_path / "two.yaml"
+    path.write_text(BASE + f"privacy: {{region: eu, vault_sqlite_path: {tmp_path / 'vault.db'}}}\n"
+                    "knowledge: {enabled: false}\nregions: {eu: {}, uk: {}}\n")
+    two = load_settings(path, env={})
+    eu, uk = two.for_region("eu"), two.for_region("uk")
+    assert eu.privacy.vault_path() == one.privacy.vault_path() and eu.learner.store == one.learner.store
+    assert eu.privacy.keys_path() == one.privacy.keys_path() and eu.learner.name_prefix == one.learner.name_prefix
+    assert uk.privacy.vault_path().parent.name == "uk" and uk.learner.name_prefix == "learner-memory-uk"
+
+
+def test_a_secret_file_named_by_the_environment_is_never_created_for_a_region(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.yaml"
+    path.write_text(BASE + TWO)
+    code = ("from tutor_cluster.config.settings import load_settings as l; s = l(%r).for_region('us').privacy; "
+            "print(s.kek_path(), s.configured('vault_kek_file'), s.configured('pseudonym_keys_file'))" % str(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TUTOR_VAULT_KEK_FILE": str(tmp_path / "secrets" / "kek")})
+    assert out.stdout.split() == [str(tmp_path / "secrets" / "regions" / "us" / "kek"), "True", "False"], out.stderr
 
 
 def test_two_regions_cannot_both_open_the_embedded_curriculum_store(tmp_path: Path) -> None:

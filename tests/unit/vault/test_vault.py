@@ -1,23 +1,52 @@
-"""The vault on a real SQLite file: envelope encryption bound to its owner, registration, KEK rotation, and
-shredding that leaves nothing of the learner's key or personal data in the file or its write-ahead log."""
+"""The vault on a real SQLite file and on a real redis-server (AOF), the same tests for both: envelope encryption
+bound to its owner, registration, KEK rotation, and shredding that leaves nothing of the learner's key or
+personal data in the store or its files (SQLite and its write-ahead log; Redis keys and its append-only file)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from tests.unit.stand_ins import TEST_KEKS
 from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt, context, new_key, seal, unseal
+from tutor_cluster.vault.redis_store import RedisVault
 from tutor_cluster.vault.store import ID_PREFIX, RegistrationConflict, Vault
 
 PROFILE = {"display_name": "Zyzzyva Quillfeather", "email": "zyzzyva.q@example.org", "age_band": "13_15"}
 
 
-def _disk(path: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+class Backend:
+    """One vault store: ``open(keks)`` opens it (again), ``disk()`` is every byte it keeps."""
+
+    def __init__(self, open_: Callable[[KeyEncryptionKeys], Any], disk: Callable[[], bytes]) -> None:
+        self.open, self.disk = open_, disk
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        path = tmp_path / "vault.db"
+        return Backend(lambda keks: Vault(path, keks), lambda: b"".join(
+            p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()))
+    server = request.getfixturevalue("redis_server")
+    prefix = f"vault-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(server.url)
+
+    def disk() -> bytes:  # the values, then the append-only files once a rewrite has finished
+        deadline = time.monotonic() + 30
+        while client.info("persistence")["aof_rewrite_in_progress"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        values = b"".join(k + (client.dump(k) or b"") for k in client.scan_iter(match=f"{prefix}:*", count=1000))
+        return values + b"".join(p.read_bytes() for p in sorted(server.dir.rglob("*")) if p.is_file())
+
+    return Backend(lambda keks: RedisVault(server.url, keks, prefix=prefix), disk)
 
 
 def test_a_sealed_value_opens_only_for_its_owner() -> None:
@@ -34,25 +63,26 @@ def test_a_sealed_value_opens_only_for_its_owner() -> None:
         unseal(key, flipped, context("profile", "acme", "l1"))
 
 
-def test_registration_keeps_personal_data_encrypted_and_gives_an_opaque_id(tmp_path: Path) -> None:
-    vault = Vault(tmp_path / "vault.db", TEST_KEKS)
+def test_registration_keeps_personal_data_encrypted_and_gives_an_opaque_id(backend: Backend) -> None:
+    vault = backend.open(TEST_KEKS)
     learner_id, _, created = vault.register("acme", "local", PROFILE)
-    assert created and learner_id.startswith(ID_PREFIX) and "zyzzyva" not in learner_id.lower()
+    assert created and learner_id.startswith(f"{ID_PREFIX}local_") and "zyzzyva" not in learner_id.lower()
     entry = vault.entry("acme", learner_id)
     assert entry is not None and len(entry.learner_key) == 32 and not entry.erasing
     assert vault.profile(entry) == PROFILE
     assert vault.entry("globex", learner_id) is None  # tenant-scoped
-    disk = _disk(tmp_path / "vault.db")
+    disk = backend.disk()
+    assert learner_id.encode() in disk  # the control: the scan sees the store
     for value in PROFILE.values():
         assert value.encode() not in disk  # nothing of it in clear on disk
     # a vault opened with another KEK cannot read it
-    other = Vault(tmp_path / "vault.db", KeyEncryptionKeys([("v1", b"another-kek-" * 3)]))
+    other = backend.open(KeyEncryptionKeys([("v1", b"another-kek-" * 3)]))
     with pytest.raises(VaultCorrupt):
         other.entry("acme", learner_id)
 
 
-def test_a_retried_registration_is_one_learner(tmp_path: Path) -> None:
-    vault = Vault(tmp_path / "vault.db", TEST_KEKS)
+def test_a_retried_registration_is_one_learner(backend: Backend) -> None:
+    vault = backend.open(TEST_KEKS)
     first = vault.register("acme", "local", PROFILE, request=("req-1", "body-a"))
     again = vault.register("acme", "local", PROFILE, request=("req-1", "body-a"))
     assert first[0] == again[0] and first[2] and not again[2]
@@ -61,47 +91,51 @@ def test_a_retried_registration_is_one_learner(tmp_path: Path) -> None:
     assert vault.register("globex", "local", PROFILE, request=("req-1", "body-a"))[0] != first[0]
 
 
-def test_kek_rotation_rewraps_tenant_keys_and_the_old_kek_can_go(tmp_path: Path) -> None:
-    vault = Vault(tmp_path / "vault.db", TEST_KEKS)
+def test_kek_rotation_rewraps_tenant_keys_and_the_old_kek_can_go(backend: Backend) -> None:
+    vault = backend.open(TEST_KEKS)
     learner_id, _, _ = vault.register("acme", "local", PROFILE)
     rotated = KeyEncryptionKeys([("v2", b"rotated-kek-" * 3), *[(v, TEST_KEKS.secret(v)) for v in TEST_KEKS.versions]])
-    assert Vault(tmp_path / "vault.db", rotated).rewrap() == 1
-    only_new = Vault(tmp_path / "vault.db", KeyEncryptionKeys([("v2", b"rotated-kek-" * 3)]))
+    assert backend.open(rotated).rewrap() == 1
+    only_new = backend.open(KeyEncryptionKeys([("v2", b"rotated-kek-" * 3)]))
     entry = only_new.entry("acme", learner_id)
     assert entry is not None and only_new.profile(entry) == PROFILE
 
 
-def test_shredding_leaves_no_trace_of_the_learner_on_disk(tmp_path: Path) -> None:
-    path = tmp_path / "vault.db"
-    vault = Vault(path, TEST_KEKS)
-    learner_id, _, _ = vault.register("acme", "local", PROFILE)
+def test_shredding_leaves_no_trace_of_the_learner_on_disk(backend: Backend) -> None:
+    vault = backend.open(TEST_KEKS)
+    learner_id, _, _ = vault.register("acme", "local", PROFILE, request=("req-9", "a body"))
     keep_id, _, _ = vault.register("acme", "local", {**PROFILE, "display_name": "Someone Else"})
-    with sqlite3.connect(path) as db:
-        sealed_key, sealed_profile = db.execute("SELECT learner_key, profile FROM learners WHERE learner_id = ?",
-                                                (learner_id,)).fetchone()
-    assert sealed_key in _disk(path)
+    vault.record_consent("acme", learner_id, [{"scope": "analytics", "granted": False, "by": "zyzzyva-guardian"}])
+    before = backend.disk()
+    assert learner_id.encode() in before and b"zyzzyva-guardian" in before and b"req-9" in before
+    vault.block("acme", learner_id)
+    assert vault.entry("acme", learner_id).erasing
     assert vault.shred("acme", learner_id) and not vault.shred("acme", learner_id)
-    disk = _disk(path)
-    assert sealed_key not in disk and sealed_profile not in disk and learner_id.encode() not in disk
-    assert vault.entry("acme", learner_id) is None
+    disk = backend.disk()
+    for trace in (learner_id.encode(), b"zyzzyva-guardian", b"req-9"):  # their row, consents, registration
+        assert trace not in disk, trace
+    assert vault.entry("acme", learner_id) is None and vault.consent_history("acme", learner_id) == []
+    assert vault.register("acme", "local", PROFILE, request=("req-9", "a body"))[0] != learner_id  # key freed
     kept = vault.entry("acme", keep_id)
     assert kept is not None and vault.profile(kept)["display_name"] == "Someone Else"
 
 
-def test_an_erasure_job_keeps_the_raw_id_sealed_and_only_until_it_completes(tmp_path: Path) -> None:
-    path = tmp_path / "vault.db"
-    vault = Vault(path, TEST_KEKS)
+def test_an_erasure_job_keeps_the_raw_id_sealed_and_only_until_it_completes(backend: Backend) -> None:
+    vault = backend.open(TEST_KEKS)
     job = vault.begin_erasure("acme", "t1-ref", "kid-raw-id-42", "t1-subject",
                               {"receipt_id": "r1", "unlinkable": True})
-    assert b"kid-raw-id-42" not in _disk(path)
-    assert [(j.learner_id, j.subject) for j in Vault(path, TEST_KEKS).pending_erasures()] == [
+    assert vault.begin_erasure("acme", "t1-ref", "kid-raw-id-42", "t1-subject", {}).receipt["receipt_id"] == "r1"
+    assert b"kid-raw-id-42" not in backend.disk() and b"t1-ref" in backend.disk()
+    assert [(j.learner_id, j.subject) for j in backend.open(TEST_KEKS).pending_erasures()] == [
         ("kid-raw-id-42", "t1-subject")]
-    assert Vault(path, TEST_KEKS).erasing("acme", ["t1-ref"]) and not vault.erasing("globex", ["t1-ref"])
+    assert backend.open(TEST_KEKS).erasing("acme", ["t1-ref"]) and not vault.erasing("globex", ["t1-ref"])
     job = vault.step_done(job, "blocked")
+    assert backend.open(TEST_KEKS).erasure("acme", ["other", "t1-ref"]).steps == ("blocked",)
     done = vault.finish_erasure(job, {**job.receipt, "erased": ["memory"]})
     assert done.learner_id is None and vault.pending_erasures() == [] and not vault.erasing("acme", ["t1-ref"])
     stored = vault.erasure("acme", ["t1-ref"])
     assert stored is not None and stored.learner_id is None and stored.receipt["erased"] == ["memory"]
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT learner FROM erasures").fetchone() == (None,)
     assert json.dumps(stored.receipt).find("kid-raw-id-42") < 0
+    restarted = vault.begin_erasure("acme", "t1-ref", "kid-raw-id-42", "t1-subject", {"receipt_id": "r2"},
+                                    restart=True)  # the same client-chosen id erased again
+    assert restarted.receipt["receipt_id"] == "r2" and restarted.learner_id == "kid-raw-id-42"
