@@ -46,16 +46,20 @@ class Problem:
         return f"record {self.position} (seq {self.seq}): {self.reason}"
 
 
-def verify(records: Iterable[dict[str, Any]], *, expect_head: str | None = None) -> tuple[Problem | None, str, int]:
-    """(the first problem or None, the head hash, how many records were read)."""
-    prev, n = GENESIS, 0
+def verify(records: Iterable[dict[str, Any]], *, expect_head: str | None = None,
+           start: tuple[int, str] = (0, GENESIS)) -> tuple[Problem | None, str, int]:
+    """(the first problem or None, the head hash, how many records were read). ``start``: the seq and hash of the
+    last record retention removed (the log's checkpoint), which the first record kept must follow."""
+    first, prev = start
+    n = 0
     for n, record in enumerate(records, 1):
-        if record.get("seq") != n:
-            return Problem(n, record.get("seq"), f"expected seq {n}: a record before it was removed or moved"), prev, n
+        seq = first + n
+        if record.get("seq") != seq:
+            return Problem(n, record.get("seq"), f"expected seq {seq}: a record before it was removed or moved"), prev, n
         if record.get("prev") != prev:
-            return Problem(n, n, "its prev does not match the record before it: removed, moved or edited"), prev, n
+            return Problem(n, seq, "its prev does not match the record before it: removed, moved or edited"), prev, n
         if digest(record) != record.get("hash"):
-            return Problem(n, n, "its content does not match its hash: edited"), prev, n
+            return Problem(n, seq, "its content does not match its hash: edited"), prev, n
         prev = record["hash"]
     if expect_head is not None and prev != expect_head:
         return Problem(n, n, f"the head is {prev[:12]}…, not the expected {expect_head[:12]}…: the end was "

@@ -3,7 +3,9 @@ services make: :meth:`AuditLog.record` for an access to a learner's data.
 
 Appends are serialised by SQLite (``BEGIN IMMEDIATE``: read the head, link, insert, commit — fsync'd), so replicas
 in several processes extend one chain. Triggers refuse UPDATE and DELETE; what edits the file behind SQLite's back
-is what :func:`tutor_cluster.audit.chain.verify` finds. A Redis backend for multi-node deployments is planned.
+is what :func:`tutor_cluster.audit.chain.verify` finds. Retention (``privacy.retention.audit_days``) removes the
+oldest records in one transaction and keeps, as the log's checkpoint, the seq and hash of the last one removed:
+the chain of what is kept verifies from there. A Redis backend for multi-node deployments is planned.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from tutor_cluster.audit.chain import GENESIS, chained
 from tutor_cluster.errors import Unavailable
 from tutor_cluster.identity import Principal
 
+_NO_DELETE = ("CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
+              "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit (pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, tenant TEXT NOT NULL, "
     "subject TEXT, record TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS audit_subject ON audit (tenant, subject, pos)",
     "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
     "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    _NO_DELETE,
+    "CREATE TABLE IF NOT EXISTS audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, "
+    "hash TEXT NOT NULL, at TEXT NOT NULL, expired INTEGER NOT NULL)",
 )
 #: Why each role reaches a learner's data (the "purpose" of FERPA §99.32's record).
 PURPOSE = {"learner": "own learning", "service": "tutoring", "teacher": "instruction",
@@ -58,6 +63,39 @@ class AuditStore:
                 raise
         return record
 
+    def expire(self, before: str) -> int:
+        """Remove the oldest records written before ``before`` (an ISO time) — a prefix of the log, never a record
+        after a kept one — keeping the last one's seq and hash as the checkpoint; returns how many. The
+        append-only trigger is lifted only inside this transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                last = None
+                for pos, text in self._db.execute("SELECT pos, record FROM audit ORDER BY pos"):
+                    record = json.loads(text)
+                    if record["at"] >= before:
+                        break
+                    last = (pos, record)
+                if last is None:
+                    self._db.execute("ROLLBACK")
+                    return 0
+                pos, record = last
+                (n,) = self._db.execute("SELECT count(*) FROM audit WHERE pos <= ?", (pos,)).fetchone()
+                row = self._db.execute("SELECT expired FROM audit_checkpoint WHERE id = 1").fetchone()
+                self._db.execute("DROP TRIGGER audit_no_delete")
+                self._db.execute("DELETE FROM audit WHERE pos <= ?", (pos,))
+                self._db.execute(_NO_DELETE)
+                self._db.execute("INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, at, expired) "
+                                 "VALUES (1, ?, ?, ?, ?)",
+                                 (record["seq"], record["hash"], record["at"], (row[0] if row else 0) + n))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            embedded_db.truncate_wal(self._db)
+        return n
+
     def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` records about one learner (any of ``subjects``) of one tenant, newest first."""
         marks = ",".join("?" * len(subjects))
@@ -67,6 +105,18 @@ class AuditStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def read_checkpoint(path: str | Path) -> tuple[int, str, int] | None:
+    """(seq, hash, records expired) of the last record retention removed, or None (nothing removed yet)."""
+    db = sqlite3.connect(f"file:{Path(path).expanduser()}?mode=ro", uri=True)
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_checkpoint'").fetchone():
+            return None
+        row = db.execute("SELECT seq, hash, expired FROM audit_checkpoint WHERE id = 1").fetchone()
+        return (int(row[0]), str(row[1]), int(row[2])) if row else None
+    finally:
+        db.close()
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -13,8 +13,8 @@ def audit_verify(args: argparse.Namespace) -> int:
     record; exit 2 when there is no log to read."""
     import sqlite3
 
-    from tutor_cluster.audit.chain import verify
-    from tutor_cluster.audit.log import read_records
+    from tutor_cluster.audit.chain import GENESIS, verify
+    from tutor_cluster.audit.log import read_checkpoint, read_records
 
     if args.expect_head is not None and not re.fullmatch(r"[0-9a-f]{64}", args.expect_head):
         raise CliError("--expect-head: the 64 hex digits `audit verify` printed", 2)
@@ -23,10 +23,14 @@ def audit_verify(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CliError(f"no audit log at {path} (privacy.audit_sqlite_path)", 2)
     try:
-        problem, head, n = verify(read_records(path), expect_head=args.expect_head)
+        checkpoint = read_checkpoint(path)
+        start = checkpoint[:2] if checkpoint else (0, GENESIS)
+        problem, head, n = verify(read_records(path), expect_head=args.expect_head, start=start)
     except sqlite3.DatabaseError as exc:
         raise CliError(f"audit log {path} cannot be read as an audit log: {exc}", 2) from None
     if problem is not None:
         raise CliError(f"audit log {path}: {problem}", 1)
-    print(f"audit log {path}: {n} records intact; head {head}")
+    expired = (f" after {checkpoint[2]} expired by retention (checkpoint seq {checkpoint[0]}, {checkpoint[1]})"
+               if checkpoint else "")
+    print(f"audit log {path}: {n} records intact{expired}; head {head}")
     return 0

@@ -28,6 +28,10 @@ class RetentionConfig(BaseModel):
         "Analytics event partitions (telemetry.events.path, date=…) older than this are deleted (whole days)."))
     ledger_days: float | None = Field(default=2555, gt=0, description=(
         "Spend ledger entries older than this are deleted from the budget store (export them first)."))
+    audit_days: float | None = Field(default=None, gt=0, description=(
+        "Disclosure audit records older than this are removed (the oldest first; the log keeps the last removed "
+        "one's hash as its checkpoint, and verifies from it). null: kept — FERPA §99.32 keeps the record of "
+        "disclosures as long as the education records are kept."))
 
     def cutoff(self, days: float | None, now: float) -> float | None:
         """The Unix time before which data of a class with ``days`` expired (None: kept)."""

@@ -12,12 +12,14 @@ counts; exit 0 done, 1 a store failed (the others were still swept), 2 bad setti
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from tutor_cluster.audit.log import AuditStore
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.context import retained
 from tutor_cluster.learner.stores import open_store
@@ -57,9 +59,24 @@ def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
                                                            mine.privacy.region if mine.regions else None)
                                          if cut is not None else 0)
 
+        def audit() -> None:
+            cut = retention.cutoff(retention.audit_days, t)
+            path = mine.privacy.audit_path()
+            if cut is None or not path.is_file():
+                out["audit_records_deleted"] = 0
+                return
+            store = AuditStore(path)
+            try:
+                out["audit_records_deleted"] = store.expire(
+                    dt.datetime.fromtimestamp(cut, dt.timezone.utc).isoformat(timespec="milliseconds"))
+            finally:
+                store.close()
+
         if retention.memory_days is not None or retention.turn_summaries_days is not None:
             step(prefix + "memory", memory)
         step(prefix + "events", events)
+        if retention.audit_days is not None:
+            step(prefix + "audit", audit)
 
     def ledger() -> None:
         retention = settings.privacy.retention

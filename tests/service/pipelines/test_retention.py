@@ -178,3 +178,27 @@ def test_each_region_is_swept_by_its_own_retention(tmp_path: Path) -> None:
         store = open_store(settings.for_region(region).learner.store)
         assert (store.get("acme/idle") is not None) == kept, region
         store.close()
+
+
+def test_the_sweep_expires_old_audit_records_and_the_log_still_verifies(tmp_path: Path) -> None:
+    from tutor_cluster.audit.log import AuditStore
+
+    config = tmp_path / "settings.yaml"
+    config.write_text(json.dumps({
+        "catalogue": str(SHIPPED_CONFIGS / "models.yaml"), "exercises": str(SHIPPED_CONFIGS / "exercises.yaml"),
+        "learner": {"store": {"backend": "sqlite", "sqlite_path": str(tmp_path / "learners.db")}},
+        "telemetry": {"events": {"path": str(tmp_path / "events")}},
+        "privacy": {"audit_sqlite_path": str(tmp_path / "audit.db"), "retention": {"audit_days": 400}},
+    }))
+    store = AuditStore(tmp_path / "audit.db")
+    for age in (500, 450, 10):
+        at = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(NOW - age * DAY))
+        store.append({"at": at, "actor": "k", "role": "teacher", "tenant": "acme", "action": "read",
+                      "resource": "x", "subject": f"k1-{age}", "purpose": "instruction", "route": "r"})
+    store.close()
+    proc = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "retention", "sweep", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout.removeprefix("retention: "))["audit_records_deleted"] == 2
+    verify = subprocess.run([sys.executable, "-m", "tutor_cluster.cli.main", "audit", "verify", "--config",
+                             str(config)], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and "1 records intact after 2 expired" in verify.stdout, verify.stderr

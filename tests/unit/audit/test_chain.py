@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.stand_ins import TEST_PSEUDONYMS
 from tutor_cluster.audit.chain import verify
-from tutor_cluster.audit.log import AuditLog, AuditStore, read_records
+from tutor_cluster.audit.log import AuditLog, AuditStore, read_checkpoint, read_records
 from tutor_cluster.errors import Unavailable
 from tutor_cluster.identity import Principal
 
@@ -139,3 +139,44 @@ def test_an_unwritable_log_fails_the_access_rather_than_skip_it(tmp_path) -> Non
     with pytest.raises(Unavailable) as exc:
         asyncio.run(AuditLog(store).record(TEACHER, "l", action="read", resource="x", route="r"))
     assert exc.value.kind == "audit_unavailable"
+
+
+def _dated(path, days: list[int]) -> AuditStore:
+    """A log whose records were written on the given days of December 2026 (oldest first)."""
+    store = AuditStore(path)
+    for day in days:
+        store.append({"at": f"2026-12-{day:02d}T09:00:00.000+00:00", "actor": "t-key", "role": "teacher",
+                      "tenant": "acme", "action": "read", "resource": "learner memory", "subject": f"k1-{day}",
+                      "purpose": "instruction", "route": "GET /v1/learners/{learner_id}"})
+    return store
+
+
+def test_retention_removes_the_oldest_records_and_the_rest_still_verifies(tmp_path) -> None:
+    path = tmp_path / "audit.db"
+    store = _dated(path, [1, 2, 3, 4, 5])
+    assert store.expire("2026-12-01T00:00:00.000+00:00") == 0  # nothing that old
+    assert store.expire("2026-12-03T00:00:00.000+00:00") == 2
+    assert [r["seq"] for r in read_records(path)] == [3, 4, 5] and read_checkpoint(path)[::2] == (2, 2)
+    store.append({"at": "2026-12-06T09:00:00.000+00:00", "actor": "t-key", "role": "teacher", "tenant": "acme",
+                  "action": "read", "resource": "x", "subject": "k1-6", "purpose": "instruction", "route": "r"})
+    assert store.expire("2026-12-04T00:00:00.000+00:00") == 1  # the count of all expired keeps adding up
+    store.close()
+    ok = _verify_cli(path, tmp_path)
+    assert ok.returncode == 0 and "3 records intact after 3 expired by retention (checkpoint seq 3" in ok.stdout, ok
+    with pytest.raises(sqlite3.IntegrityError):  # outside retention the log is append-only again
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM audit WHERE seq = 6")
+
+
+@pytest.mark.parametrize(("tamper", "named"), [
+    (("DELETE FROM audit WHERE seq = 4", ()), "expected seq 4"),  # the first record kept removed
+    (("UPDATE audit_checkpoint SET hash = ?", ("f" * 64,)), "its prev does not match"),  # a forged checkpoint
+])
+def test_after_retention_removing_or_forging_is_still_named(tmp_path, tamper, named) -> None:
+    path = tmp_path / "audit.db"
+    store = _dated(path, [1, 2, 3, 4, 5])
+    store.expire("2026-12-04T00:00:00.000+00:00")
+    store.close()
+    _tamper(path, tamper)
+    bad = _verify_cli(path, tmp_path)
+    assert bad.returncode == 1 and named in bad.stderr, bad.stderr
