@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import METRICS_INTERVAL_MS, REPO_ROOT, Service
+from tests.e2e.conftest import HOME_REGION, METRICS_INTERVAL_MS, REPO_ROOT, Service
 from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.telemetry.events import read_events
 
@@ -188,7 +188,9 @@ def test_request_id_runs_through_every_tier_and_its_json_logs(service: Service, 
                 for line in fh:
                     if trace in line:
                         record = json.loads(line)  # JSON lines (server.log_encoding)
-                        seen[record["deployment"].removeprefix("tutor_")] = record  # "<app>_<deployment>"
+                        # "<app>_<deployment>": the request went to the region at / (eu's application)
+                        app = service.region_settings(HOME_REGION).app_name(HOME_REGION)
+                        seen[record["deployment"].removeprefix(f"{app}_")] = record
         time.sleep(0.5)
     assert {"gateway", "edge", "router"} <= set(seen), sorted(seen)
     assert all(rec["request_id"] == trace for rec in seen.values())
