@@ -56,3 +56,6 @@ VAULT_KEK_FILE = Path(_env("TUTOR_VAULT_KEK_FILE", str(CACHE_DIR / "vault-kek"))
 #: provide, never created).
 SECRET_FILES_FROM_ENV = {"pseudonym_keys_file": "TUTOR_PSEUDONYM_KEYS_FILE" in os.environ,
                          "vault_kek_file": "TUTOR_VAULT_KEK_FILE" in os.environ}
+#: Seconds between two records of a registered learner's activity in the vault (privacy.retention.vault_days
+#: counts from the last): at most one vault write per learner per period, whatever the number of turns.
+VAULT_ACTIVITY_RESOLUTION_S = _env_int("TUTOR_VAULT_ACTIVITY_RESOLUTION_S", 86400)

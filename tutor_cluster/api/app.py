@@ -82,12 +82,18 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
                     forwarder=forwarder or RegionForwarder(settings))
 
 
-async def _resume_erasures(rights: LearnerRights) -> None:
-    try:
-        if n := await rights.resume_pending():
-            log.info("resumed %d interrupted erasure(s)", n)
-    except Exception as exc:  # noqa: BLE001 - a repeat DELETE resumes it too; the service must start
-        log.warning("interrupted erasures not resumed yet: %s: %s", type(exc).__name__, exc)
+async def _resume_erasures(rights: LearnerRights, settings: Settings, clock: Callable[[], float]) -> None:
+    """Finish pending erasures: all of them at start, then every ``privacy.erasure_resume_interval_s`` those the
+    retention sweep began and those a crash left behind (older than a request may take)."""
+    begun_before: float | None = None
+    while True:
+        try:
+            if n := await rights.resume_pending(begun_before=begun_before):
+                log.info("finished %d pending erasure(s)", n)
+        except Exception as exc:  # noqa: BLE001 - the next round (or a repeat DELETE) resumes it; serve meanwhile
+            log.warning("pending erasures not finished yet: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(settings.privacy.erasure_resume_interval_s)
+        begun_before = clock() - settings.server.request_timeout_s
 
 
 def build_fastapi(services: Services) -> FastAPI:
@@ -98,7 +104,8 @@ def build_fastapi(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # an erasure a crash interrupted is finished in the background once the replica serves
-        task = asyncio.create_task(_resume_erasures(services.rights)) if services.rights else None
+        task = (asyncio.create_task(_resume_erasures(services.rights, settings, services.learners.clock))
+                if services.rights else None)
         yield
         if task is not None and not task.done():
             task.cancel()

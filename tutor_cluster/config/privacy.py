@@ -28,6 +28,11 @@ class RetentionConfig(BaseModel):
         "Analytics event partitions (telemetry.events.path, date=…) older than this are deleted (whole days)."))
     ledger_days: float | None = Field(default=2555, gt=0, description=(
         "Spend ledger entries older than this are deleted from the budget store (export them first)."))
+    vault_days: float | None = Field(default=None, gt=0, description=(
+        "A registered learner with no tutoring turn (or, before a first turn, no registration) for this long is "
+        "erased — the same job as DELETE /v1/learners/{id}: vault, memory, relations, key material. The sweep "
+        "blocks them and begins the job; a gateway replica finishes it (privacy.erasure_resume_interval_s). "
+        "Activity is recorded at most once a day per learner. null: kept until erased."))
     audit_days: float | None = Field(default=None, gt=0, description=(
         "Disclosure audit records older than this are removed (the oldest first; the log keeps the last removed "
         "one's hash as its checkpoint, and verifies from it). null: kept — FERPA §99.32 keeps the record of "
@@ -73,8 +78,11 @@ class PrivacyConfig(BaseModel):
             "learner memory; analytics: interaction events; model_improvement: routing-training features in "
             "the spend ledger (and evaluation rows, when evaluation exists)."))
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description=(
-        "How long each class of learner data is kept (per region: regions.<name>.privacy). The vault and the audit trail are "
-        "kept until erasure (a retention period for them is planned)."))
+        "How long each class of learner data is kept (per region: regions.<name>.privacy)."))
+    erasure_resume_interval_s: float = Field(default=60.0, gt=0, le=3600, description=(
+        "How often each gateway replica finishes erasure jobs it did not start: those the retention sweep began "
+        "(at once) and those a crash interrupted (once older than server.request_timeout_s). Replicas also do it "
+        "when they start."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
         "machine). None: ~/.cache/tutor-cluster/vault.db. Several nodes: vault_redis_url."))

@@ -5,7 +5,9 @@
 It works on the stores directly (no Ray needed), so it runs from cron, a Kubernetes CronJob or as a Ray job
 (``ray job submit -- python -m tutor_cluster.pipelines.retention --config …``) on the schedule you choose.
 Learner memory enforces the same rules on every read and write (``learner/context.py: retained``), so an
-expired context is never served between sweeps; the sweep is what removes it from disk. Prints one JSON line of
+expired context is never served between sweeps; the sweep is what removes it from disk. A registered learner
+inactive past ``vault_days`` is blocked at once and their erasure job begun (``vault_learners_expired``); the
+gateway replicas finish it (``privacy.erasure_resume_interval_s``), as they finish a DELETE a crash interrupted. Prints one JSON line of
 counts; exit 0 done, 1 a store failed (the others were still swept), 2 bad settings.
 """
 
@@ -23,8 +25,12 @@ from tutor_cluster.audit.log import AuditStore
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.context import retained
 from tutor_cluster.learner.stores import open_store
+from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.budgets import BudgetLedger
 from tutor_cluster.telemetry.events import expire_partitions
+from tutor_cluster.turns.rights import expire_learner
+from tutor_cluster.vault.backends import open_vault
+from tutor_cluster.vault.crypto import KeyEncryptionKeys
 
 
 def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
@@ -72,6 +78,22 @@ def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
             finally:
                 store.close()
 
+        def vault() -> None:
+            cut = retention.cutoff(retention.vault_days, t)
+            privacy = mine.privacy
+            out["vault_learners_expired"] = 0
+            if cut is None or not privacy.vault_redis_url and not privacy.vault_path().is_file():
+                return
+            keys = PseudonymKeys.load(privacy.keys_path())
+            store = open_vault(privacy, KeyEncryptionKeys.load(privacy.kek_path()))
+            try:
+                out["vault_learners_expired"] = sum(expire_learner(store, keys, tenant, learner_id, cut)
+                                                    for tenant, learner_id in store.inactive(cut))
+            finally:
+                store.close()
+
+        if retention.vault_days is not None:
+            step(prefix + "vault", vault)
         if retention.memory_days is not None or retention.turn_summaries_days is not None:
             step(prefix + "memory", memory)
         step(prefix + "events", events)

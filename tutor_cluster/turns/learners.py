@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 from ray.exceptions import RayError
 
+from tutor_cluster import constants
 from tutor_cluster.access.policy import Access
 from tutor_cluster.audit.log import AuditLog
 from tutor_cluster.config.settings import Settings
@@ -35,6 +37,8 @@ from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.routing.decisions import LearnerFeatures
 from tutor_cluster.turns.types import LearnerView, MasteryChange, MemoryReceipt, SkillView, TurnRequest
 from tutor_cluster.vault.store import ID_PREFIX, Vault, VaultEntry, home_region, vault_errors
+
+log = logging.getLogger(__name__)
 
 #: Seconds a client should wait before retrying when learner memory is unavailable.
 MEMORY_RETRY_AFTER_S = 2
@@ -175,6 +179,19 @@ class LearnerService:
         profile = await self._vault_read(self.vault.profile, ref.entry) or {}
         terms = [profile.get(k) for k in ("display_name", "email", "guardian_email")]
         return redact_known(text, [t for t in terms if t])[0]
+
+    async def mark_active(self, ref: LearnerRef) -> None:
+        """Record a registered learner's activity in the vault (``privacy.retention.vault_days`` counts from it),
+        at most once per ``VAULT_ACTIVITY_RESOLUTION_S``. A vault that cannot be written costs the turn nothing:
+        the next turn records it (logged)."""
+        if (ref.entry is None or self.vault is None
+                or self.clock() - ref.entry.active_at < constants.VAULT_ACTIVITY_RESOLUTION_S):
+            return
+        try:
+            with vault_errors():
+                await asyncio.to_thread(self.vault.touch, ref.tenant, ref.learner_id, self.clock())
+        except Unavailable as exc:
+            log.warning("learner activity not recorded: %s", exc)
 
     async def audited(self, principal: Principal, ref: LearnerRef, *, action: str, resource: str,
                       route: str) -> None:

@@ -11,7 +11,8 @@ Erasure, step by step (each recorded in the vault before the next, so a crash re
     memory     learner memory deleted from the store and the actor's cache
 
 The job is keyed by the learner's pseudonym under the service secret alone and keeps the raw id sealed only
-until it completes; what stays is the receipt.
+until it completes; what stays is the receipt. The retention sweep (``privacy.retention.vault_days``) begins the
+same job for a learner inactive too long (:func:`expire_learner`); gateway replicas finish it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tutor_cluster.access.relations import CLASS_LEARNERS, GUARDIAN_LEARNERS, Re
 from tutor_cluster.config.privacy import CONSENT_SCOPES
 from tutor_cluster.errors import Forbidden, InvalidInput, NotFound, WrongRegion
 from tutor_cluster.identity import Principal, learner_key
+from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.turns.learners import LearnerRef, LearnerService
 from tutor_cluster.turns.rights_types import (
     AgeBand,
@@ -40,6 +42,7 @@ from tutor_cluster.turns.rights_types import (
     Registration,
 )
 from tutor_cluster.turns.types import AuditRecord
+from tutor_cluster.vault.redis_store import RedisVault
 from tutor_cluster.vault.store import ErasureJob, RegistrationConflict, Vault, vault_errors
 
 T = TypeVar("T")
@@ -54,6 +57,29 @@ BAND_FLOOR: dict[str, int] = {"under_13": 0, "13_15": 13, "16_17": 16, "adult": 
 #: Who may record consent decisions, and how.
 GUARDIAN_METHODS = frozenset({"signed_form", "credit_card", "phone_or_video_call", "government_id",
                               "knowledge_based"})
+
+
+def job_refs(keys: PseudonymKeys, tenant: str, learner_id: str) -> list[str]:
+    """An erasure job's keys: the learner's pseudonym under the service secret alone (each version)."""
+    return [keys.pseudonym(tenant, learner_id, version=v) for v in keys.versions]
+
+
+def expire_learner(vault: Vault | RedisVault, keys: PseudonymKeys, tenant: str, learner_id: str,
+                   before: float) -> bool:
+    """Begin the erasure of a learner inactive since ``before`` (``privacy.retention.vault_days``): blocked at
+    once (nothing resolves them any more), the job recorded for a gateway replica to finish. False when a turn
+    recorded meanwhile spared them. Idempotent: a learner blocked before keeps their job."""
+    if not vault.block_inactive(tenant, learner_id, before):
+        return False
+    entry = vault.entry(tenant, learner_id)
+    if entry is None:  # erased meanwhile
+        return False
+    subject = keys.pseudonym(tenant, learner_id, version=keys.versions[0], learner_key=entry.learner_key)
+    job = vault.begin_erasure(tenant, job_refs(keys, tenant, learner_id)[0], learner_id, subject,
+                              {"receipt_id": uuid.uuid4().hex, "unlinkable": True, "reason": "retention"})
+    if "blocked" not in job.steps and job.completed_at is None:
+        vault.step_done(job, "blocked")
+    return True
 
 
 def age_band(birth: dt.date, today: dt.date) -> AgeBand:
@@ -204,17 +230,12 @@ class LearnerRights:
 
     # --- erasure ----------------------------------------------------------------------------------------------
 
-    def _job_refs(self, tenant: str, learner_id: str) -> list[str]:
-        """The erasure job's keys: the learner's pseudonym under the service secret alone (each version)."""
-        keys = self._learners.pseudonyms
-        return [keys.pseudonym(tenant, learner_id, version=v) for v in keys.versions]
-
     async def erase(self, principal: Principal, learner_id: str) -> ErasureReceipt:
         """Erase the learner (idempotent: a repeat returns the first receipt; a job a crash interrupted resumes)."""
         tenant = principal.tenant
         self._learners.check_home(learner_id)  # another region's learner: nothing here is read or written
         await self._learners.check_access(principal, learner_id)
-        refs = self._job_refs(tenant, learner_id)
+        refs = job_refs(self._learners.pseudonyms, tenant, learner_id)
         job = await self._call(self._vault.erasure, tenant, refs)
         if job is None or job.completed_at is not None:
             exists = False
@@ -229,7 +250,7 @@ class LearnerRights:
                 await self._learners.forget(learner_key(tenant, learner_id))
                 return self._receipt(job, learner_id)
             # new, or a client-chosen id used again after its erasure (registration 'optional'): erased anew
-            receipt = {"receipt_id": uuid.uuid4().hex, "unlinkable": ref.entry is not None}
+            receipt = {"receipt_id": uuid.uuid4().hex, "unlinkable": ref.entry is not None, "reason": "request"}
             job = await self._call(self._vault.begin_erasure, tenant, refs[0], learner_id, ref.pseudonym,
                                           receipt, restart=job is not None)
         return self._receipt(await self._run(job, principal), learner_id)
@@ -239,7 +260,7 @@ class LearnerRights:
         return ErasureReceipt(receipt_id=job.receipt["receipt_id"], learner_id=learner_id, status="completed",
                               requested_at=job.requested_at, completed_at=job.completed_at or job.requested_at,
                               erased=list(job.receipt.get("erased", [])),
-                              unlinkable=bool(job.receipt["unlinkable"]))
+                              unlinkable=bool(job.receipt["unlinkable"]), reason=job.receipt.get("reason", "request"))
 
     async def _run(self, job: ErasureJob, principal: Principal | None) -> ErasureJob:
         learner_id = job.learner_id
@@ -265,8 +286,9 @@ class LearnerRights:
         elif step == "audit":
             # the pseudonym recorded when the job began: the learner's key may be gone by now (a resumed job)
             subject = job.subject or self._learners.pseudonyms.pseudonym(tenant, learner_id)
-            actor = principal or Principal(key_id="erasure-resume", tenant=tenant, role="platform_admin",
-                                           scopes=frozenset())
+            actor = principal or Principal(
+                key_id="retention-sweep" if job.receipt.get("reason") == "retention" else "erasure-resume",
+                tenant=tenant, role="platform_admin", scopes=frozenset())
             await self._learners.audit_subject(actor, subject, action="erase", resource="all learner data",
                                                route=ROUTE_ERASE)
         elif step == "vault":
@@ -284,14 +306,16 @@ class LearnerRights:
                 n += 1
         return n
 
-    async def resume_pending(self) -> int:
-        """Finish the erasures a crash interrupted (the gateway calls it at start); returns how many."""
-        jobs = await self._call(self._vault.pending_erasures)
+    async def resume_pending(self, *, begun_before: float | None = None) -> int:
+        """Finish pending erasures; returns how many. ``begun_before``: only those the retention sweep began and
+        those older than it (one younger may be under way in a request); None: all (at start)."""
+        jobs = [job for job in await self._call(self._vault.pending_erasures)
+                if begun_before is None or job.receipt.get("reason") == "retention" or job.requested_at < begun_before]
         for job in jobs:
             await self._run(job, None)
         return len(jobs)
 
 
-__all__ = ["STEPS", "LearnerRights", "age_band"]
+__all__ = ["STEPS", "LearnerRights", "age_band", "expire_learner", "job_refs"]
 
 

@@ -94,6 +94,9 @@ class ErasureReceipt(BaseModel):
         "True when the learner's key was destroyed, so pseudonymous rows about them (analytics events, spend "
         "ledger, audit records) can no longer be joined to them; False for a learner who was never registered "
         "(their pseudonym is keyed by the service's secret alone)."))
+    reason: Literal["request", "retention"] = Field(default="request", description=(
+        "'request': asked through this route; 'retention': the learner was inactive longer than "
+        "privacy.retention.vault_days and the retention sweep erased them."))
 
 
 class LearnerExport(BaseModel):

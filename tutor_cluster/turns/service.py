@@ -119,10 +119,11 @@ class TurnService:
         edge, edge_ms = await t.analyse(message, body.exercise_id, language=body.language)
         t_mem = t.clock()
         # the memory write and its audit record go together (both durable before any reply), not one after the other
-        (before, after, receipt, change), _ = await asyncio.gather(
+        (before, after, receipt, change), _, _ = await asyncio.gather(
             t.learners.remember(ref.key, body, turn_id, edge),
             t.learners.audited(principal, ref, action="read+write", resource="learner memory",
-                               route="POST /v1/tutor/turns"))
+                               route="POST /v1/tutor/turns"),
+            t.learners.mark_active(ref))
         latency: dict[str, float | None] = {"edge": edge_ms, "memory": ms(t.clock() - t_mem)}
         trace = t.trace()
         extra: dict[str, Any] = {"memory": receipt, "mastery": change, "request_id": trace}

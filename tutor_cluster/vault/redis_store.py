@@ -6,7 +6,8 @@ registration is acknowledged once it is durable. After an erasure the append-onl
 
 Keys (``<prefix>`` per region): ``:tk`` (hash tenant → wrapped data key), ``:l:<tenant>:<id>`` (a learner),
 ``:c:<tenant>:<id>`` (their consent decisions, a list), ``:r:<tenant>:<request>`` (a registration's
-idempotency record), ``:e:<tenant>:<ref>`` (an erasure job) and ``:pending`` (jobs not completed, by time).
+idempotency record), ``:e:<tenant>:<ref>`` (an erasure job), ``:pending`` (jobs not completed, by time) and
+``:active`` (learners by their last recorded activity, for ``privacy.retention.vault_days``).
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ class RedisVault:
                     sealed = seal_learner(dek, tenant, learner_id, profile, minor_until)
                     pipe.multi()
                     pipe.hset(self._k("l", tenant, learner_id), mapping={
-                        "region": region, "created_at": repr(now), "erasing": "0", "request": request[0] if request else "",
-                        **sealed})
+                        "region": region, "created_at": repr(now), "active_at": repr(now), "erasing": "0",
+                        "request": request[0] if request else "", **sealed})
+                    pipe.zadd(f"{self._p}:active", {self._member(tenant, learner_id): now})
                     if reg is not None:
                         pipe.hset(reg, mapping={"learner_id": learner_id, "body": body, "created_at": repr(now)})
                     pipe.execute()
@@ -123,7 +125,7 @@ class RedisVault:
     def lookup(self, tenant: str, learner_id: str) -> tuple[VaultEntry | None, dict[str, bool]]:
         with self._redis.pipeline(transaction=False) as pipe:
             pipe.hmget(self._k("l", tenant, learner_id), "region", "created_at", "erasing", "learner_key",
-                       "minor_until")
+                       "minor_until", "active_at")
             pipe.lrange(self._k("c", tenant, learner_id), 0, -1)
             row, records = pipe.execute()
         consents = {d["scope"]: d["granted"] for d in map(json.loads, records)}
@@ -133,7 +135,7 @@ class RedisVault:
         key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
         minor_until = float(unseal(dek, row[4], context("minor-until", tenant, learner_id)))
         return (VaultEntry(tenant, learner_id, row[0].decode(), float(row[1]), key, row[2] == b"1", minor_until,
-                           consents), consents)
+                           consents, float(row[5] or row[1])), consents)
 
     def record_consent(self, tenant: str, learner_id: str, decisions: list[dict[str, Any]]) -> None:
         if decisions:
@@ -160,9 +162,49 @@ class RedisVault:
         keys = [key, self._k("c", tenant, learner_id)]
         if request:
             keys.append(self._k("r", tenant, request.decode()))
-        n = self._redis.delete(*keys)
+        with self._redis.pipeline() as pipe:
+            pipe.delete(*keys)
+            pipe.zrem(f"{self._p}:active", self._member(tenant, learner_id))
+            n = pipe.execute()[0]
         rewrite_aof(self._redis)
         return n > 0
+
+    # --- activity (privacy.retention.vault_days) --------------------------------------------------------------
+    @staticmethod
+    def _member(tenant: str, learner_id: str) -> str:
+        return f"{tenant}\x00{learner_id}"
+
+    _TOUCH = """
+    if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'erasing') == '1' then return 0 end
+    redis.call('HSET', KEYS[1], 'active_at', ARGV[1])
+    redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+    return 1
+    """
+
+    def touch(self, tenant: str, learner_id: str, at: float | None = None) -> None:
+        """As :meth:`Vault.touch` (one script: a learner erased meanwhile is not recreated as a stub)."""
+        self._redis.eval(self._TOUCH, 2, self._k("l", tenant, learner_id), f"{self._p}:active",
+                         repr(self._clock() if at is None else at), self._member(tenant, learner_id))
+
+    def inactive(self, before: float) -> list[tuple[str, str]]:
+        out = []
+        for member in self._redis.zrangebyscore(f"{self._p}:active", "-inf", f"({before!r}"):
+            tenant, learner_id = member.decode().split("\x00", 1)
+            out.append((tenant, learner_id))
+        return sorted(out)
+
+    _BLOCK_INACTIVE = """
+    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+    if redis.call('HGET', KEYS[1], 'erasing') == '1' then return 1 end
+    local at = redis.call('HGET', KEYS[1], 'active_at') or redis.call('HGET', KEYS[1], 'created_at')
+    if tonumber(at) >= tonumber(ARGV[1]) then return 0 end
+    redis.call('HSET', KEYS[1], 'erasing', '1')
+    return 1
+    """
+
+    def block_inactive(self, tenant: str, learner_id: str, before: float) -> bool:
+        """As :meth:`Vault.block_inactive`."""
+        return bool(self._redis.eval(self._BLOCK_INACTIVE, 1, self._k("l", tenant, learner_id), repr(before)))
 
     # --- erasure jobs -----------------------------------------------------------------------------------------
     def _job(self, tenant: str, ref: str, raw: dict[bytes, bytes]) -> ErasureJob:

@@ -36,7 +36,7 @@ _SCHEMA = (
     "wrapped BLOB NOT NULL, created_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS learners (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, region TEXT NOT NULL, "
     "created_at REAL NOT NULL, erasing INTEGER NOT NULL DEFAULT 0, learner_key BLOB NOT NULL, "
-    "profile BLOB NOT NULL, minor_until BLOB NOT NULL, PRIMARY KEY (tenant, learner_id))",
+    "profile BLOB NOT NULL, minor_until BLOB NOT NULL, active_at REAL, PRIMARY KEY (tenant, learner_id))",
     # consent history: the latest record per scope is in force
     "CREATE TABLE IF NOT EXISTS consents (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, seq INTEGER NOT NULL, "
     "record TEXT NOT NULL, PRIMARY KEY (tenant, learner_id, seq))",
@@ -119,6 +119,7 @@ class VaultEntry:
     erasing: bool
     minor_until: float  # Unix time from which no guardian consent is needed (0: never needed; inf: until told)
     consents: dict[str, bool]  # scope → the latest decision recorded
+    active_at: float = 0.0  # the learner's last recorded activity (privacy.retention.vault_days counts from it)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,9 @@ class Vault:
         self._keks = keks
         self._deks: dict[str, bytes] = {}
         self._clock = clock
+        with contextlib.suppress(sqlite3.OperationalError):  # a vault made before activity was recorded
+            if "active_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(learners)")}:
+                self._db.execute("ALTER TABLE learners ADD COLUMN active_at REAL")  # (a racing replica did it)
 
     # --- keys -------------------------------------------------------------------------------------------------
 
@@ -226,9 +230,9 @@ class Vault:
                 learner_id, now = new_learner_id(region), self._clock()
                 sealed = seal_learner(dek, tenant, learner_id, profile, minor_until)
                 self._db.execute("INSERT INTO learners (tenant, learner_id, region, created_at, learner_key, profile, "
-                                 "minor_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 "minor_until, active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                  (tenant, learner_id, region, now, sealed["learner_key"], sealed["profile"],
-                                  sealed["minor_until"]))
+                                  sealed["minor_until"], now))
                 if request is not None:
                     self._db.execute("INSERT INTO registrations (tenant, request, learner_id, body) "
                                      "VALUES (?, ?, ?, ?)", (tenant, request[0], learner_id, body))
@@ -256,15 +260,17 @@ class Vault:
         """The learner's entry (None: not registered) and the consent decisions in force — recorded for a
         learner with a client-chosen id too (registration 'optional'). Reads only; never waits for a writer."""
         with self._read_lock:
-            row = self._reads.execute("SELECT region, created_at, erasing, learner_key, minor_until FROM learners "
-                                      "WHERE tenant = ? AND learner_id = ?", (tenant, learner_id)).fetchone()
+            row = self._reads.execute("SELECT region, created_at, erasing, learner_key, minor_until, "
+                                      "coalesce(active_at, created_at) FROM learners WHERE tenant = ? AND "
+                                      "learner_id = ?", (tenant, learner_id)).fetchone()
             consents = self._consents(self._reads, tenant, learner_id)
         if row is None:
             return None, consents
         dek = self._deks.get(tenant) or self._read_data_key(tenant)
         key = unseal(dek, row[3], context("learner-key", tenant, learner_id))
         minor_until = float(unseal(dek, row[4], context("minor-until", tenant, learner_id)))
-        return VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]), minor_until, consents), consents
+        return (VaultEntry(tenant, learner_id, row[0], row[1], key, bool(row[2]), minor_until, consents, row[5]),
+                consents)
 
     def record_consent(self, tenant: str, learner_id: str, decisions: list[dict[str, Any]]) -> None:
         """Append consent decisions (each ``{scope, granted, ...who, how, when}``) in one transaction."""
@@ -301,6 +307,29 @@ class Vault:
         """Mark the learner as being erased: from now on nothing resolves them."""
         with self._lock:
             self._db.execute("UPDATE learners SET erasing = 1 WHERE tenant = ? AND learner_id = ?", (tenant, learner_id))
+
+    # --- activity (privacy.retention.vault_days) --------------------------------------------------------------
+
+    def touch(self, tenant: str, learner_id: str, at: float | None = None) -> None:
+        """Record the learner's activity at ``at`` (default now; a learner being erased stays as they are)."""
+        with self._lock:
+            self._db.execute("UPDATE learners SET active_at = ? WHERE tenant = ? AND learner_id = ? AND erasing = 0",
+                             (self._clock() if at is None else at, tenant, learner_id))
+
+    def inactive(self, before: float) -> list[tuple[str, str]]:
+        """(tenant, learner id) of every learner whose last activity is older than ``before``."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
+                "SELECT tenant, learner_id FROM learners WHERE coalesce(active_at, created_at) < ? "
+                "ORDER BY tenant, learner_id", (before,))]
+
+    def block_inactive(self, tenant: str, learner_id: str, before: float) -> bool:
+        """Block the learner (as :meth:`block`) if still inactive since ``before`` — or blocked already — in one
+        statement, so a turn recorded meanwhile spares them. True when they are blocked now."""
+        with self._lock:
+            return self._db.execute(
+                "UPDATE learners SET erasing = 1 WHERE tenant = ? AND learner_id = ? AND "
+                "(erasing = 1 OR coalesce(active_at, created_at) < ?)", (tenant, learner_id, before)).rowcount > 0
 
     def shred(self, tenant: str, learner_id: str) -> bool:
         """Delete the learner's personal data, key and consent records (overwritten on disk; the WAL truncated). True when there

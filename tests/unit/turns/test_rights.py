@@ -259,6 +259,59 @@ def test_an_erasure_killed_half_way_completes_when_the_service_restarts(tmp_path
         assert trace.encode() not in after, f"{trace!r} is still on disk"
 
 
+def test_a_learner_inactive_past_vault_retention_is_erased_and_an_active_one_is_kept(tmp_path: Path) -> None:
+    """privacy.retention.vault_days: the sweep blocks a registered learner with no turn for that long and begins
+    their erasure; the gateway finishes it by itself (no request) — the same erasure as DELETE, receipt
+    'retention', audited; a learner whose later turn was recorded is kept."""
+    import base64
+
+    from tutor_cluster.pipelines.retention import sweep
+
+    day = 86400.0
+    keys_file, kek_file = tmp_path / "pseudonym-keys", tmp_path / "kek"  # the sweep reads the same secrets
+    keys_file.write_text(f"t1:{base64.b64encode(TEST_PSEUDONYMS.secret('t1')).decode()}\n")
+    kek_file.write_text(f"v1:{base64.b64encode(TEST_KEKS.secret('v1')).decode()}\n")
+    raw = settings_for(tmp_path).model_dump()
+    raw["privacy"].update(pseudonym_keys_file=str(keys_file), vault_kek_file=str(kek_file),
+                          erasure_resume_interval_s=0.05)
+    raw["privacy"]["retention"]["vault_days"] = 30
+    settings = Settings.model_validate(raw)
+    now = [time.time()]
+    services = build_services(settings, InProcess(EdgeTier.func_or_class(settings.edge, settings.exercises)),
+                              InProcess(RouterCore(settings.routing, settings.catalogue, {})),
+                              InProcessMemory(settings), None, metrics=RecordingMetrics(),
+                              pseudonyms=TEST_PSEUDONYMS, keks=TEST_KEKS, clock=lambda: now[0])
+    start = now[0]
+    with TestClient(build_fastapi(services)) as client:
+        idle = register(client, {**PII, "birth_date": "2000-01-01"})
+        busy = register(client, {"display_name": "Kept Person", "age_band": "adult"})
+        for learner, said in ((idle, MESSAGE), (busy, "1/2")):
+            assert client.post("/v1/tutor/turns", json=turn(learner, said), headers=auth()).status_code == 200
+        assert client.put(f"/v1/classes/c7/learners/{idle}", headers=auth("adm")).status_code == 200
+        now[0] = start + 20 * day  # only `busy` comes back
+        assert client.post("/v1/tutor/turns", json=turn(busy, "1/2"), headers=auth()).status_code == 200
+
+        assert sweep(settings, now=start + 10 * day)["vault_learners_expired"] == 0  # nobody idle 30 days yet
+        counts = sweep(settings, now=start + 35 * day)
+        assert counts["vault_learners_expired"] == 1, counts
+        assert client.get(f"/v1/learners/{idle}", headers=auth("adm")).status_code == 404  # blocked at once
+        deadline = time.monotonic() + 60  # the gateway finishes the job on its own
+        while Vault(tmp_path / "vault.db", TEST_KEKS).pending_erasures() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Vault(tmp_path / "vault.db", TEST_KEKS).pending_erasures() == []
+        receipt = client.delete(f"/v1/learners/{idle}", headers=auth("adm"))
+        assert receipt.status_code == 200, receipt.text
+        assert receipt.json()["reason"] == "retention" and receipt.json()["unlinkable"]
+        assert receipt.json()["erased"] == ["relations", "vault", "memory"]
+        assert client.get("/v1/classes/c7", headers=auth("adm")).json()["learners"] == []
+        assert client.get(f"/v1/learners/{busy}", headers=auth("adm")).status_code == 200
+        assert sweep(settings, now=start + 36 * day)["vault_learners_expired"] == 0  # done; busy still active
+    after = disk_bytes(tmp_path)
+    for trace in (idle, *PII.values(), MESSAGE):
+        assert trace.encode() not in after, f"{trace!r} is still on disk"
+    assert b"retention-sweep" in after and busy.encode() in after  # the erasure is audited; the control is kept
+
+
 def test_a_child_without_a_guardians_consent_leaves_nothing_behind(client: TestClient, tmp_path: Path) -> None:
     """COPPA / GDPR Art. 8: under the consent age nothing is stored, tutored or recorded until a guardian
     consents; each scope then governs exactly its use, and a revocation stops it."""

@@ -139,3 +139,45 @@ def test_an_erasure_job_keeps_the_raw_id_sealed_and_only_until_it_completes(back
     restarted = vault.begin_erasure("acme", "t1-ref", "kid-raw-id-42", "t1-subject", {"receipt_id": "r2"},
                                     restart=True)  # the same client-chosen id erased again
     assert restarted.receipt["receipt_id"] == "r2" and restarted.learner_id == "kid-raw-id-42"
+
+
+def test_inactive_learners_are_found_and_blocked_unless_a_turn_spared_them(backend: Backend) -> None:
+    """privacy.retention.vault_days: activity recorded per learner; only those inactive since the cutoff are
+    blocked (atomically: a turn recorded since spares them), repeatably; shredding forgets them."""
+    vault = backend.open(TEST_KEKS)
+    idle, _, _ = vault.register("acme", "local", PROFILE)
+    busy, _, _ = vault.register("acme", "local", PROFILE)
+    other, _, _ = vault.register("globex", "local", PROFILE)
+    now = time.time()
+    assert vault.entry("acme", idle).active_at == pytest.approx(vault.entry("acme", idle).created_at)
+    vault.touch("acme", busy, at=now + 100)
+    vault.touch("globex", other, at=now + 300)
+    assert vault.entry("acme", busy).active_at == now + 100
+    assert vault.inactive(now + 50) == [("acme", idle)]
+    assert sorted(backend.open(TEST_KEKS).inactive(now + 200)) == sorted([("acme", idle), ("acme", busy)])
+    assert not vault.block_inactive("acme", busy, now + 50)  # active since: spared
+    assert not vault.entry("acme", busy).erasing
+    assert vault.block_inactive("acme", idle, now + 50) and vault.entry("acme", idle).erasing
+    assert vault.block_inactive("acme", idle, now - 1e6)  # blocked already: still blocked (the sweep resumes)
+    vault.touch("acme", idle, at=now + 400)  # a blocked learner's activity is not recorded any more
+    assert vault.entry("acme", idle).active_at < now + 50
+    assert not vault.block_inactive("acme", "lrn_local_never", now + 50)
+    vault.shred("acme", idle)
+    assert vault.inactive(now + 1000) == sorted([("acme", busy), ("globex", other)])
+    vault.touch("acme", idle, at=now + 500)  # an erased learner is not recreated by a late touch
+    assert vault.entry("acme", idle) is None and ("acme", idle) not in vault.inactive(now + 1000)
+
+
+def test_a_vault_made_before_activity_was_recorded_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "vault.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE learners (tenant TEXT NOT NULL, learner_id TEXT NOT NULL, region TEXT NOT NULL, "
+                "created_at REAL NOT NULL, erasing INTEGER NOT NULL DEFAULT 0, learner_key BLOB NOT NULL, "
+                "profile BLOB NOT NULL, minor_until BLOB NOT NULL, PRIMARY KEY (tenant, learner_id))")
+    old.close()
+    vault = Vault(path, TEST_KEKS)
+    learner_id, created, _ = vault.register("acme", "local", PROFILE)
+    assert vault.entry("acme", learner_id).active_at == created
+    assert vault.inactive(created + 1) == [("acme", learner_id)]
