@@ -34,3 +34,12 @@ def rewrite_aof(client: Any, *, wait_s: float = REWRITE_WAIT_S, clock: Any = tim
             log.warning("an AOF rewrite ran longer than %.0f s: deleted values leave the disk at the next one", wait_s)
             return False
         time.sleep(0.05)
+
+
+def display_url(url: str) -> str:
+    """A Redis URL for messages and logs: scheme, host, port and database, never the credentials."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"

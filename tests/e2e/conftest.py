@@ -170,12 +170,13 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
         "learner:\n  actors: 2\n"
         f"  store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
         # two regions on this one machine: eu at / (every other test's), us at /us using eu's model tiers, its
-        # vault on Redis (as several gateway nodes would share it)
+        # vault and audit log on Redis (as several gateway nodes would share them)
         "regions:\n"
         "  eu:\n    route_prefix: /\n    foreign_learners: forward\n"
         f"    privacy: {{audit_sqlite_path: {tmp / 'audit.db'}, vault_sqlite_path: {tmp / 'vault.db'}}}\n"
         f"    learner_store: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it, timeout_s: 0.5}}\n"
-        f"  {OTHER_REGION}: {{processing_regions: [eu], models_from: eu, privacy: {{vault_redis_url: '{redis_server.url}'}}}}\n"
+        f"  {OTHER_REGION}: {{processing_regions: [eu], models_from: eu, privacy: {{vault_redis_url: '{redis_server.url}', "
+        f"audit_redis_url: '{redis_server.url}'}}}}\n"
     )
     log = tmp / "up.log"
     env = {k: v for k, v in os.environ.items() if k != "TUTOR_API_KEY"}

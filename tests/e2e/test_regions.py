@@ -52,18 +52,21 @@ def test_a_learner_is_served_only_by_their_home_regions_replicas_and_stores(serv
     model = client.post(f"/{OTHER_REGION}/v1/tutor/turns", json={
         "learner_id": ours, "session_id": "r2", "message": "What is a denominator?", "mode": "explain"})
     assert model.status_code == 200 and model.json()["tier"] in ("small", "core"), model.text
-    # us's stores (its learner memory and its vault, both on Redis; its audit log) hold its own learner, nothing
-    # of eu's
+    # us's stores (its learner memory, vault and audit log, all on Redis) hold its own learner, nothing of eu's
     us = service.region_settings(OTHER_REGION)
     store = redis.Redis.from_url(redis_server.url)
 
     def us_bytes() -> bytes:
-        keys = [k for prefix in (us.learner.store.key_prefix, us.privacy.vault_redis_prefix)
+        keys = [k for prefix in (us.learner.store.key_prefix, us.privacy.vault_redis_prefix,
+                                 us.privacy.audit_redis_prefix)
                 for k in store.scan_iter(match=f"{prefix}:*", count=1000)]
         files = [p.read_bytes() for p in sorted(us.privacy.audit_path().parent.rglob("*")) if p.is_file()]
         return b"".join([*keys, *(store.dump(k) or b"" for k in keys), *files])
 
     assert ours.encode() in us_bytes()  # the control: what us serves is there
+    trail = client.get(f"/{OTHER_REGION}/v1/learners/{ours}/audit")  # us's accesses, in us's log on Redis
+    assert trail.status_code == 200 and len(trail.json()["records"]) >= 3, trail.text
+    assert store.llen(f"{us.privacy.audit_redis_prefix}:log") >= 3
     for trace in (theirs, ADULT["email"], "Brackenridge"):
         assert trace.encode() not in us_bytes(), trace
     eu_keys = b"".join(store.scan_iter(match=f"{service.region_settings().learner.store.key_prefix}:*", count=1000))

@@ -21,7 +21,7 @@ from tutor_cluster.api.errors import install_error_handlers
 from tutor_cluster.api.forwarding import RegionForwarder, install_region_handler
 from tutor_cluster.api.middleware import GatewayMiddleware
 from tutor_cluster.api.ratelimit import RateLimiter
-from tutor_cluster.audit.log import AuditLog, AuditStore
+from tutor_cluster.audit.log import AuditLog, open_audit
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.memory import LearnerMemory
 from tutor_cluster.privacy import PseudonymKeys
@@ -70,7 +70,7 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
     privacy = settings.privacy
     relations = open_relations(settings.learner.store) if memory is not None else None
     pseudonyms = pseudonyms or PseudonymKeys.load(privacy.keys_path())
-    audit = AuditLog(AuditStore(privacy.audit_path())) if privacy.audit_enabled and memory is not None else None
+    audit = AuditLog(open_audit(privacy)) if privacy.audit_enabled and memory is not None else None
     vault = open_vault(privacy, keks or KeyEncryptionKeys.load(privacy.kek_path())) if memory else None
     learner_service = LearnerService(settings, memory, Access(relations), audit, pseudonyms=pseudonyms, vault=vault,
                                      clock=clock)

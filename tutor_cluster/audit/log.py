@@ -5,7 +5,8 @@ Appends are serialised by SQLite (``BEGIN IMMEDIATE``: read the head, link, inse
 in several processes extend one chain. Triggers refuse UPDATE and DELETE; what edits the file behind SQLite's back
 is what :func:`tutor_cluster.audit.chain.verify` finds. Retention (``privacy.retention.audit_days``) removes the
 oldest records in one transaction and keeps, as the log's checkpoint, the seq and hash of the last one removed:
-the chain of what is kept verifies from there. A Redis backend for multi-node deployments is planned.
+the chain of what is kept verifies from there. Gateways on several nodes share one log on Redis instead
+(``audit/redis_store.py``, ``privacy.audit_redis_url``); :func:`open_audit` picks one from settings.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from tutor_cluster import embedded_db
 from tutor_cluster.audit.chain import GENESIS, chained
+from tutor_cluster.audit.redis_store import RedisAuditStore
+from tutor_cluster.config.privacy import PrivacyConfig
 from tutor_cluster.errors import Unavailable
 from tutor_cluster.identity import Principal
 
@@ -133,10 +138,17 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
         db.close()
 
 
+def open_audit(privacy: PrivacyConfig) -> AuditStore | RedisAuditStore:
+    """The region's audit log: Redis when ``privacy.audit_redis_url``, else the SQLite file."""
+    if privacy.audit_redis_url:
+        return RedisAuditStore(privacy.audit_redis_url, prefix=privacy.audit_redis_prefix)
+    return AuditStore(privacy.audit_path())
+
+
 class AuditLog:
     """What the services call. The learner appears as their keyed pseudonym, never their id."""
 
-    def __init__(self, store: AuditStore) -> None:
+    def __init__(self, store: AuditStore | RedisAuditStore) -> None:
         self._store = store
 
     async def record(self, principal: Principal, subject: str, *, action: str, resource: str,
@@ -150,11 +162,15 @@ class AuditLog:
                   "purpose": PURPOSE.get(principal.role, principal.role), "route": route}
         try:
             await asyncio.to_thread(self._store.append, fields)
-        except sqlite3.Error as exc:  # no access goes unrecorded: the request fails instead
+        except (sqlite3.Error, redis.RedisError) as exc:  # no access goes unrecorded: the request fails instead
             raise Unavailable(f"the audit log cannot be written: {exc}", kind="audit_unavailable",
                               retry_after_s=1) from None
 
     async def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
         """Records about one learner (known by any of ``subjects``: their pseudonym under each secret version),
         newest first."""
-        return await asyncio.to_thread(self._store.about, tenant, subjects, limit)
+        try:
+            return await asyncio.to_thread(self._store.about, tenant, subjects, limit)
+        except (sqlite3.Error, redis.RedisError) as exc:
+            raise Unavailable(f"the audit log cannot be read: {exc}", kind="audit_unavailable",
+                              retry_after_s=1) from None

@@ -13,24 +13,38 @@ def audit_verify(args: argparse.Namespace) -> int:
     record; exit 2 when there is no log to read."""
     import sqlite3
 
+    import redis
+
     from tutor_cluster.audit.chain import GENESIS, verify
     from tutor_cluster.audit.log import read_checkpoint, read_records
+    from tutor_cluster.audit.redis_store import RedisAuditStore
 
     if args.expect_head is not None and not re.fullmatch(r"[0-9a-f]{64}", args.expect_head):
         raise CliError("--expect-head: the 64 hex digits `audit verify` printed", 2)
     settings = _region_settings(args.config, args.region)
-    path = settings.privacy.audit_path()
-    if not path.is_file():
-        raise CliError(f"no audit log at {path} (privacy.audit_sqlite_path)", 2)
+    privacy = settings.privacy
     try:
-        checkpoint = read_checkpoint(path)
+        if privacy.audit_redis_url:
+            store = RedisAuditStore(privacy.audit_redis_url, prefix=privacy.audit_redis_prefix)
+            where = store.path
+            try:
+                if not store.exists():
+                    raise CliError(f"no audit log at {where} (privacy.audit_redis_url)", 2)
+                checkpoint, records = store.snapshot()
+            finally:
+                store.close()
+        else:
+            path = where = privacy.audit_path()
+            if not path.is_file():
+                raise CliError(f"no audit log at {path} (privacy.audit_sqlite_path)", 2)
+            checkpoint, records = read_checkpoint(path), read_records(path)
         start = checkpoint[:2] if checkpoint else (0, GENESIS)
-        problem, head, n = verify(read_records(path), expect_head=args.expect_head, start=start)
-    except sqlite3.DatabaseError as exc:
-        raise CliError(f"audit log {path} cannot be read as an audit log: {exc}", 2) from None
+        problem, head, n = verify(records, expect_head=args.expect_head, start=start)
+    except (sqlite3.DatabaseError, redis.RedisError) as exc:
+        raise CliError(f"audit log {where} cannot be read as an audit log: {exc}", 2) from None
     if problem is not None:
-        raise CliError(f"audit log {path}: {problem}", 1)
+        raise CliError(f"audit log {where}: {problem}", 1)
     expired = (f" after {checkpoint[2]} expired by retention (checkpoint seq {checkpoint[0]}, {checkpoint[1]})"
                if checkpoint else "")
-    print(f"audit log {path}: {n} records intact{expired}; head {head}")
+    print(f"audit log {where}: {n} records intact{expired}; head {head}")
     return 0

@@ -58,7 +58,12 @@ class PrivacyConfig(BaseModel):
         "as a hash-chained record (`tutor-cluster audit verify`)."))
     audit_sqlite_path: str | None = Field(default=None, description=(
         "The audit log (SQLite, shared by the gateway replicas of one machine). None: "
-        "~/.cache/tutor-cluster/audit.db. A Redis backend for several nodes is planned."))
+        "~/.cache/tutor-cluster/audit.db. Several nodes: audit_redis_url."))
+    audit_redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://", description=(
+        "A Redis (AOF, appendfsync always) holding the region's audit log, one chain extended by every gateway "
+        "node of the region (instead of the SQLite file)."))
+    audit_redis_prefix: str = Field(default="audit", pattern=r"^[A-Za-z0-9._-]{1,64}$", description=(
+        "Namespace of the audit log's Redis keys."))
 
     region: str = Field(default="local", pattern=r"^[a-z0-9-]{1,32}$", description=(
         "The region a deployment without `regions` serves: learners register with it as their home region and "

@@ -47,6 +47,9 @@ class RegionPrivacy(BaseModel):
     vault_kek_file: str | None = Field(default=None, description="The region's vault key-encryption key file.")
     pseudonym_keys_file: str | None = Field(default=None, description="The region's pseudonym secret file.")
     audit_sqlite_path: str | None = Field(default=None, description="The region's disclosure audit log (SQLite).")
+    audit_redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://", description=(
+        "The region's audit log on Redis (several gateway nodes). Default: the top-level audit_redis_url, if "
+        "any. Its keys are under '<audit_redis_prefix>-<name>' (but for the region privacy.region names)."))
 
 
 class RegionConfig(BaseModel):
@@ -129,7 +132,9 @@ def specialise(settings: Settings, name: str) -> Settings:
     privacy = top.model_copy(update={
         "region": name, "consent_age": mine.consent_age or top.consent_age, "retention": retention, **own,
         "vault_redis_url": mine.vault_redis_url or top.vault_redis_url,
-        "vault_redis_prefix": f"{top.vault_redis_prefix}-{name}" if several else top.vault_redis_prefix})
+        "vault_redis_prefix": f"{top.vault_redis_prefix}-{name}" if several else top.vault_redis_prefix,
+        "audit_redis_url": mine.audit_redis_url or top.audit_redis_url,
+        "audit_redis_prefix": f"{top.audit_redis_prefix}-{name}" if several else top.audit_redis_prefix})
     # a secret file that neither the region, the top level nor the environment names is the region's default
     # one: `up` creates it (a named one must exist)
     privacy._derived = frozenset(k for k in ("vault_kek_file", "pseudonym_keys_file")
@@ -201,7 +206,8 @@ def check_regions(settings: Settings) -> None:
                  else ("sqlite", p.vault_path().resolve()))
         owned = {"privacy.vault": vault, "privacy.vault_kek_file": p.kek_path().resolve(),
                  "privacy.pseudonym_keys_file": p.keys_path().resolve(),
-                 "privacy.audit_sqlite_path": p.audit_path().resolve(),
+                 "privacy.audit": (("redis", p.audit_redis_url, p.audit_redis_prefix) if p.audit_redis_url
+                                   else ("sqlite", p.audit_path().resolve())),
                  "learner_store": _store_identity(mine.learner.store)}
         for key, value in owned.items():
             other = seen.setdefault((key, value), name)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tutor_cluster.audit.log import AuditStore
+from tutor_cluster.audit.log import open_audit
 from tutor_cluster.config.settings import Settings
 from tutor_cluster.learner.context import retained
 from tutor_cluster.learner.stores import open_store
@@ -67,11 +67,11 @@ def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
 
         def audit() -> None:
             cut = retention.cutoff(retention.audit_days, t)
-            path = mine.privacy.audit_path()
-            if cut is None or not path.is_file():
+            privacy = mine.privacy
+            if cut is None or not privacy.audit_redis_url and not privacy.audit_path().is_file():
                 out["audit_records_deleted"] = 0
                 return
-            store = AuditStore(path)
+            store = open_audit(privacy)
             try:
                 out["audit_records_deleted"] = store.expire(
                     dt.datetime.fromtimestamp(cut, dt.timezone.utc).isoformat(timespec="milliseconds"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from tutor_cluster.redis_aof import rewrite_aof
+from tutor_cluster.redis_aof import display_url, rewrite_aof
 from tutor_cluster.vault.crypto import KeyEncryptionKeys, VaultCorrupt, context, new_key, seal, unseal
 from tutor_cluster.vault.store import (
     ErasureJob,
@@ -47,7 +47,7 @@ class RedisVault:
         self._keks = keks
         self._deks: dict[str, bytes] = {}
         self._clock = clock
-        self.path = url  # where it is, for messages
+        self.path = f"{display_url(url)} ({prefix})"  # where it is, for messages (no credentials)
 
     # --- keys -------------------------------------------------------------------------------------------------
     def _k(self, kind: str, tenant: str, name: str) -> str:
