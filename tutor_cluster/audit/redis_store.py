@@ -108,22 +108,23 @@ class RedisAuditStore:
     def _index(self, tenant: str, subject: str) -> str:
         return f"{self._p}:s:{tenant}:{subject}"
 
-    #: KEYS: log, checkpoint, subject indexes. ARGV: limit. The records of the newest seqs, newest first
-    #: (seqs retention removed are dropped from the indexes on the way).
+    #: KEYS: log, checkpoint, subject indexes. ARGV: limit. The records of the newest seqs, newest first. An index
+    #: is in seq order: only its last ``limit`` entries are read, and seqs retention removed leave its front.
     _ABOUT = """
     local base = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+    local limit = tonumber(ARGV[1])
     local seqs = {}
     for i = 3, #KEYS do
-      local kept = 0
-      for _, s in ipairs(redis.call('LRANGE', KEYS[i], 0, -1)) do
-        s = tonumber(s)
-        if s > base then table.insert(seqs, s) else kept = kept + 1 end
+      while true do
+        local first = redis.call('LINDEX', KEYS[i], 0)
+        if not first or tonumber(first) > base then break end
+        redis.call('LPOP', KEYS[i])
       end
-      if kept > 0 then redis.call('LTRIM', KEYS[i], kept, -1) end
+      for _, s in ipairs(redis.call('LRANGE', KEYS[i], -limit, -1)) do table.insert(seqs, tonumber(s)) end
     end
     table.sort(seqs, function(a, b) return a > b end)
     local out = {}
-    for i = 1, math.min(#seqs, tonumber(ARGV[1])) do
+    for i = 1, math.min(#seqs, limit) do
       local rec = redis.call('LINDEX', KEYS[1], seqs[i] - base - 1)
       if rec then table.insert(out, rec) end
     end
@@ -131,10 +132,18 @@ class RedisAuditStore:
     """
 
     def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` records about one learner (any of ``subjects``) of one tenant, newest first."""
+        """The newest ``limit`` records about one learner (any of ``subjects``) of one tenant, newest first (a
+        record that does not read as one is left out: `audit verify` names it)."""
         keys = [f"{self._p}:log", f"{self._p}:cp", *(self._index(tenant, s) for s in subjects)]
-        rows = self._redis.eval(self._ABOUT, len(keys), *keys, limit)
-        return [r for r in map(json.loads, rows) if r.get("tenant") == tenant and r.get("subject") in subjects]
+        out = []
+        for raw in self._redis.eval(self._ABOUT, len(keys), *keys, max(1, limit)):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("tenant") == tenant and record.get("subject") in subjects:
+                out.append(record)
+        return out
 
     def snapshot(self) -> tuple[tuple[int, str, int] | None, Iterator[dict[str, Any]]]:
         """(the checkpoint as (seq, hash, records expired) or None, every record in stored order), read in one

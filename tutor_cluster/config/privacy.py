@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from tutor_cluster import constants
 
@@ -31,12 +31,23 @@ class RetentionConfig(BaseModel):
     vault_days: float | None = Field(default=None, gt=0, description=(
         "A registered learner with no tutoring turn (or, before a first turn, no registration) for this long is "
         "erased — the same job as DELETE /v1/learners/{id}: vault, memory, relations, key material. The sweep "
-        "blocks them and begins the job; a gateway replica finishes it (privacy.erasure_resume_interval_s). "
-        "Activity is recorded at most once a day per learner. null: kept until erased."))
+        "blocks them and begins the job; a gateway replica finishes it once older than server.request_timeout_s "
+        "(privacy.erasure_resume_interval_s). Activity is recorded at most once a day per learner, so at least 2. "
+        "null: kept until erased."))
     audit_days: float | None = Field(default=None, gt=0, description=(
         "Disclosure audit records older than this are removed (the oldest first; the log keeps the last removed "
         "one's hash as its checkpoint, and verifies from it). null: kept — FERPA §99.32 keeps the record of "
         "disclosures as long as the education records are kept."))
+
+    @field_validator("vault_days")
+    @classmethod
+    def _longer_than_activity_is_recorded(cls, days: float | None) -> float | None:
+        floor = 2 * constants.VAULT_ACTIVITY_RESOLUTION_S / 86400
+        if days is not None and days < floor:
+            raise ValueError(f"must be at least {floor:g} days: a learner's activity is recorded at most every "
+                             f"{constants.VAULT_ACTIVITY_RESOLUTION_S} s (TUTOR_VAULT_ACTIVITY_RESOLUTION_S), so a "
+                             "shorter period would erase learners who are still active")
+        return days
 
     def cutoff(self, days: float | None, now: float) -> float | None:
         """The Unix time before which data of a class with ``days`` expired (None: kept)."""
@@ -85,9 +96,9 @@ class PrivacyConfig(BaseModel):
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description=(
         "How long each class of learner data is kept (per region: regions.<name>.privacy)."))
     erasure_resume_interval_s: float = Field(default=60.0, gt=0, le=3600, description=(
-        "How often each gateway replica finishes erasure jobs it did not start: those the retention sweep began "
-        "(at once) and those a crash interrupted (once older than server.request_timeout_s). Replicas also do it "
-        "when they start."))
+        "How often each gateway replica looks for erasure jobs it did not start — those the retention sweep "
+        "began and those a crash interrupted — and finishes those older than server.request_timeout_s (each "
+        "claimed by one replica at a time). Replicas also finish every pending job when they start."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
         "machine). None: ~/.cache/tutor-cluster/vault.db. Several nodes: vault_redis_url."))

@@ -86,11 +86,17 @@ def sweep(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
                 return
             keys = PseudonymKeys.load(privacy.keys_path())
             store = open_vault(privacy, KeyEncryptionKeys.load(privacy.kek_path()))
+            failed: list[str] = []
             try:
-                out["vault_learners_expired"] = sum(expire_learner(store, keys, tenant, learner_id, cut)
-                                                    for tenant, learner_id in store.inactive(cut))
+                for tenant, learner_id in store.inactive(cut):
+                    try:
+                        out["vault_learners_expired"] += expire_learner(store, keys, tenant, learner_id, cut)
+                    except Exception as exc:  # noqa: BLE001 - the others are still expired
+                        failed.append(f"{type(exc).__name__}: {exc}")
             finally:
                 store.close()
+            if failed:
+                raise RuntimeError(f"{len(failed)} learner(s) not expired, the first: {failed[0]}")
 
         if retention.vault_days is not None:
             step(prefix + "vault", vault)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -49,6 +50,9 @@ T = TypeVar("T")
 
 #: Erasure steps, in order.
 STEPS = ("blocked", "relations", "audit", "vault", "memory")
+#: Seconds a replica holds a pending erasure job it resumes (another replica takes it over after).
+CLAIM_S = 300.0
+log = logging.getLogger(__name__)
 ROUTE_ERASE = "DELETE /v1/learners/{learner_id}"
 
 
@@ -68,18 +72,16 @@ def expire_learner(vault: Vault | RedisVault, keys: PseudonymKeys, tenant: str, 
                    before: float) -> bool:
     """Begin the erasure of a learner inactive since ``before`` (``privacy.retention.vault_days``): blocked at
     once (nothing resolves them any more), the job recorded for a gateway replica to finish. False when a turn
-    recorded meanwhile spared them. Idempotent: a learner blocked before keeps their job."""
-    if not vault.block_inactive(tenant, learner_id, before):
-        return False
+    recorded meanwhile spared them, or they were being erased already (their job goes on). Idempotent."""
     entry = vault.entry(tenant, learner_id)
-    if entry is None:  # erased meanwhile
+    if entry is None or not vault.block_inactive(tenant, learner_id, before):
         return False
     subject = keys.pseudonym(tenant, learner_id, version=keys.versions[0], learner_key=entry.learner_key)
     job = vault.begin_erasure(tenant, job_refs(keys, tenant, learner_id)[0], learner_id, subject,
                               {"receipt_id": uuid.uuid4().hex, "unlinkable": True, "reason": "retention"})
     if "blocked" not in job.steps and job.completed_at is None:
         vault.step_done(job, "blocked")
-    return True
+    return not entry.erasing
 
 
 def age_band(birth: dt.date, today: dt.date) -> AgeBand:
@@ -307,13 +309,21 @@ class LearnerRights:
         return n
 
     async def resume_pending(self, *, begun_before: float | None = None) -> int:
-        """Finish pending erasures; returns how many. ``begun_before``: only those the retention sweep began and
-        those older than it (one younger may be under way in a request); None: all (at start)."""
-        jobs = [job for job in await self._call(self._vault.pending_erasures)
-                if begun_before is None or job.receipt.get("reason") == "retention" or job.requested_at < begun_before]
-        for job in jobs:
-            await self._run(job, None)
-        return len(jobs)
+        """Finish pending erasures this replica can claim (one replica runs a job at a time); returns how many
+        it finished. ``begun_before``: only jobs begun before it — a younger one may be under way in a request,
+        or its learner's last turn still in flight past its checks (the retention sweep's too); None: all (at
+        start). A job that fails is logged and left for the next round; the others still run."""
+        done = 0
+        for job in await self._call(self._vault.pending_erasures):
+            if begun_before is not None and job.requested_at >= begun_before:
+                continue
+            try:
+                if await self._call(self._vault.claim, job, CLAIM_S):
+                    await self._run(job, None)
+                    done += 1
+            except Exception as exc:  # noqa: BLE001 - one job must not hold up the others
+                log.warning("erasure job %s not finished yet: %s: %s", job.ref[:12], type(exc).__name__, exc)
+        return done
 
 
 __all__ = ["STEPS", "LearnerRights", "age_band", "expire_learner", "job_refs"]

@@ -171,8 +171,9 @@ class RedisVault:
 
     # --- activity (privacy.retention.vault_days) --------------------------------------------------------------
     @staticmethod
-    def _member(tenant: str, learner_id: str) -> str:
-        return f"{tenant}\x00{learner_id}"
+    def _member(tenant: str, name: str) -> str:
+        """A (tenant, learner id or job ref) pair as one sorted-set member."""
+        return f"{tenant}\x00{name}"
 
     _TOUCH = """
     if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'erasing') == '1' then return 0 end
@@ -186,7 +187,21 @@ class RedisVault:
         self._redis.eval(self._TOUCH, 2, self._k("l", tenant, learner_id), f"{self._p}:active",
                          repr(self._clock() if at is None else at), self._member(tenant, learner_id))
 
+    def _backfill_activity(self) -> None:
+        """Once per vault: learners registered before activity was recorded join ``:active`` by their
+        registration time (ZADD NX: a time recorded meanwhile stays)."""
+        if self._redis.exists(f"{self._p}:active-backfilled"):
+            return
+        for key in self._redis.scan_iter(match=f"{self._p}:l:*", count=1000):
+            tenant, _, learner_id = key.decode()[len(self._p) + 3:].partition(":")
+            created, active = self._redis.hmget(key, "created_at", "active_at")
+            if created is not None:
+                self._redis.zadd(f"{self._p}:active", {self._member(tenant, learner_id): float(active or created)},
+                                 nx=True)
+        self._redis.set(f"{self._p}:active-backfilled", "1")
+
     def inactive(self, before: float) -> list[tuple[str, str]]:
+        self._backfill_activity()
         out = []
         for member in self._redis.zrangebyscore(f"{self._p}:active", "-inf", f"({before!r}"):
             tenant, learner_id = member.decode().split("\x00", 1)
@@ -237,7 +252,7 @@ class RedisVault:
                     pipe.delete(key)
                     pipe.hset(key, mapping={"learner": sealed, "steps": "[]", "receipt": json.dumps(receipt),
                                             "requested_at": repr(now)})
-                    pipe.zadd(f"{self._p}:pending", {f"{tenant}\x00{ref}": now})
+                    pipe.zadd(f"{self._p}:pending", {self._member(tenant, ref): now})
                     pipe.execute()
                     return self._job(tenant, ref, self._redis.hgetall(key))
                 except redis.WatchError:
@@ -257,7 +272,7 @@ class RedisVault:
 
     def _update_job(self, job: ErasureJob, kind: str, value: str, now: float = 0.0) -> None:
         self._redis.eval(self._UPDATE_JOB, 2, self._k("e", job.tenant, job.ref), f"{self._p}:pending",
-                         repr(job.requested_at), kind, value, repr(now), f"{job.tenant}\x00{job.ref}")
+                         repr(job.requested_at), kind, value, repr(now), self._member(job.tenant, job.ref))
 
     def step_done(self, job: ErasureJob, step: str) -> ErasureJob:
         steps = (*job.steps, step)
@@ -273,8 +288,13 @@ class RedisVault:
     def erasing(self, tenant: str, refs: list[str]) -> bool:
         with self._redis.pipeline(transaction=False) as pipe:
             for ref in refs:
-                pipe.zscore(f"{self._p}:pending", f"{tenant}\x00{ref}")
+                pipe.zscore(f"{self._p}:pending", self._member(tenant, ref))
             return any(score is not None for score in pipe.execute())
+
+    def claim(self, job: ErasureJob, seconds: float) -> bool:
+        """Whether this process may run ``job`` for the next ``seconds`` (one replica at a time)."""
+        key = f"{self._p}:claim:{self._member(job.tenant, job.ref)}"
+        return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
     def pending_erasures(self) -> list[ErasureJob]:
         jobs = []

@@ -44,7 +44,7 @@ _SCHEMA = (
     "learner_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (tenant, request))",
     "CREATE TABLE IF NOT EXISTS erasures (tenant TEXT NOT NULL, ref TEXT NOT NULL, learner BLOB, "
     "steps TEXT NOT NULL, receipt TEXT NOT NULL, requested_at REAL NOT NULL, completed_at REAL, "
-    "PRIMARY KEY (tenant, ref))",
+    "claimed_until REAL, PRIMARY KEY (tenant, ref))",
 )
 #: Prefix of the learner ids registration makes: ``lrn_<home region>_<random>`` (they say nothing about the
 #: learner but where their data lives, so any region's gateway knows where to send them).
@@ -152,9 +152,8 @@ class Vault:
         self._keks = keks
         self._deks: dict[str, bytes] = {}
         self._clock = clock
-        with contextlib.suppress(sqlite3.OperationalError):  # a vault made before activity was recorded
-            if "active_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(learners)")}:
-                self._db.execute("ALTER TABLE learners ADD COLUMN active_at REAL")  # (a racing replica did it)
+        for table, column in (("learners", "active_at"), ("erasures", "claimed_until")):  # a vault made before
+            embedded_db.add_column(self._db, table, column, "REAL")
 
     # --- keys -------------------------------------------------------------------------------------------------
 
@@ -402,6 +401,15 @@ class Vault:
         with self._read_lock:
             return self._reads.execute(f"SELECT 1 FROM erasures WHERE tenant = ? AND ref IN ({marks}) "  # noqa: S608
                                        "AND completed_at IS NULL", (tenant, *refs)).fetchone() is not None
+
+    def claim(self, job: ErasureJob, seconds: float) -> bool:
+        """Whether this process may run ``job`` for the next ``seconds`` (one replica at a time)."""
+        now = self._clock()
+        with self._lock:
+            return self._db.execute(
+                "UPDATE erasures SET claimed_until = ? WHERE tenant = ? AND ref = ? AND requested_at = ? AND "
+                "completed_at IS NULL AND coalesce(claimed_until, 0) < ?",
+                (now + seconds, job.tenant, job.ref, job.requested_at, now)).rowcount > 0
 
     def pending_erasures(self) -> list[ErasureJob]:
         with self._lock:

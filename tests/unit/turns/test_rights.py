@@ -274,6 +274,7 @@ def test_a_learner_inactive_past_vault_retention_is_erased_and_an_active_one_is_
     raw = settings_for(tmp_path).model_dump()
     raw["privacy"].update(pseudonym_keys_file=str(keys_file), vault_kek_file=str(kek_file),
                           erasure_resume_interval_s=0.05)
+    raw["server"]["request_timeout_s"] = 1  # a job is resumed once older than a request may take
     raw["privacy"]["retention"]["vault_days"] = 30
     settings = Settings.model_validate(raw)
     now = [time.time()]

@@ -181,3 +181,38 @@ def test_a_vault_made_before_activity_was_recorded_is_upgraded(tmp_path: Path) -
     learner_id, created, _ = vault.register("acme", "local", PROFILE)
     assert vault.entry("acme", learner_id).active_at == created
     assert vault.inactive(created + 1) == [("acme", learner_id)]
+
+
+def test_learners_from_before_activity_was_recorded_count_from_registration(backend: Backend) -> None:
+    """A vault written by an older version: no activity recorded (SQLite: NULL; Redis: not in the activity set)."""
+    vault = backend.open(TEST_KEKS)
+    old, created, _ = vault.register("acme", "local", PROFILE)
+    if isinstance(vault, Vault):
+        with vault._lock:
+            vault._db.execute("UPDATE learners SET active_at = NULL")
+    else:
+        vault._redis.zrem(f"{vault._p}:active", vault._member("acme", old))
+        vault._redis.hdel(vault._k("l", "acme", old), "active_at")
+    assert backend.open(TEST_KEKS).inactive(created + 1) == [("acme", old)]
+    assert backend.open(TEST_KEKS).inactive(created - 1) == []
+
+
+def test_one_replica_at_a_time_resumes_an_erasure_job(backend: Backend) -> None:
+    vault = backend.open(TEST_KEKS)
+    job = vault.begin_erasure("acme", "t1-ref", "kid-1", "t1-subject", {"receipt_id": "r1", "unlinkable": True})
+    other = backend.open(TEST_KEKS)
+    assert vault.claim(job, 60) and not other.claim(job, 60) and not vault.claim(job, 60)
+    expired = backend.open(TEST_KEKS).begin_erasure("acme", "t2-ref", "kid-2", "t2-subject", {"receipt_id": "r2"})
+    assert other.claim(expired, 0.001)
+    time.sleep(0.05)
+    assert vault.claim(expired, 60)  # a claim that ran out (its replica died) is taken over
+
+
+def test_a_retention_period_shorter_than_activity_is_recorded_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from tutor_cluster.config.privacy import RetentionConfig
+
+    with pytest.raises(ValidationError, match="vault_days"):
+        RetentionConfig(vault_days=1)
+    assert RetentionConfig(vault_days=2).vault_days == 2
