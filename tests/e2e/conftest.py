@@ -15,15 +15,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests import REPO_ROOT
 from tutor_cluster.api.auth import hash_key, new_key
 from tutor_cluster.app import sockets
 from tutor_cluster.config.settings import SAMPLE_CURRICULUM, SHIPPED_CONFIGS
 
-#: Class budgets of the test service: less than one tutor-core turn's worst case (256 tokens at 0.015/1k =
-#: 0.00384), more than a tutor-small one's (~0.0001): core turns of these classes hit the budget, small ones pass.
-REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade", 0.003
+#: Answer lengths of the test service's models (the shipped catalogue's, shortened: the bundled model writes
+#: ~20 tokens/s on two shared cores, and no test needs a long answer).
+MAX_OUTPUT_TOKENS = {"small": 48, "core": 96}
+#: Class budgets of the test service: less than one tutor-core turn's worst case (96 tokens at 0.015/1k = 0.00144
+#: of output alone), more than a tutor-small one's (~0.0002): core turns of these classes hit the budget, small
+#: ones pass.
+REJECT_CLASS, DOWNGRADE_CLASS, CLASS_LIMIT = "budget-reject", "budget-downgrade", 0.0011
 #: How often Ray's metrics agent publishes (default 10 s; shorter so the metrics test waits less).
 METRICS_INTERVAL_MS = 1000
 
@@ -132,6 +137,16 @@ def ray_token() -> str:
     return os.environ.get("RAY_AUTH_TOKEN") or path.read_text().strip()
 
 
+def _catalogue(tmp: Path) -> Path:
+    """The shipped catalogue with the test service's answer lengths."""
+    catalogue = yaml.safe_load((SHIPPED_CONFIGS / "models.yaml").read_text())
+    for model in catalogue["models"]:
+        model["max_output_tokens"] = MAX_OUTPUT_TOKENS[model["tier"]]
+    path = tmp / "models.yaml"
+    path.write_text(yaml.safe_dump(catalogue))
+    return path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -155,7 +170,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, redis_server) -> Service:
                   for t, k in tenant_keys.items()) +
         f"    - {{id: test-limited, sha256: {hash_key(limited_key)}, scopes: [chat], rate: {LIMITED_RATE}}}\n"
         f"limits: {{backend: redis, redis_url: '{redis_server.url}', key_prefix: it-rl}}\n"
-        f"catalogue: {SHIPPED_CONFIGS / 'models.yaml'}\n"
+        f"catalogue: {_catalogue(tmp)}\n"
         f"exercises: {SHIPPED_CONFIGS / 'exercises.yaml'}\n"
         f"ray: {{include_dashboard: true, dashboard_port: {dashboard_port}, metrics_export_port: {metrics_port}}}\n"
         f"telemetry:\n  events: {{path: {tmp / 'events'}, region: test-region, flush_interval_s: 1}}\n"
