@@ -139,13 +139,16 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.drill
-def test_run_killed_half_way_leaves_the_old_version_live(tmp_path: Path) -> None:
+def test_run_killed_half_way_leaves_the_old_version_live(ray_local, tmp_path: Path) -> None:
+    """Three runs of the job's command line, each a driver of its own on the module's Ray (as jobs submitted to
+    a cluster are): a whole run, one SIGKILLed after its first embedded batch, and the run after it."""
     source = tmp_path / "c"
     shutil.copytree(SAMPLE, source)
     settings = KnowledgeSettings(store=VectorStoreConfig(path=str(tmp_path / "qdrant")))
     cfg = _config(tmp_path)
+    address = ["--address", ray_local.get_runtime_context().gcs_address]
     started = time.monotonic()
-    proc = _cli(["--source", str(source), "--config", str(cfg)])
+    proc = _cli(["--source", str(source), "--config", str(cfg), *address])
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     baseline_s = time.monotonic() - started  # a whole run on this machine, now: the yardstick for the waits below
@@ -155,7 +158,7 @@ def test_run_killed_half_way_leaves_the_old_version_live(tmp_path: Path) -> None
                                 "title": f"Note {i}", "body": f"Fractions note number {i}. " * 4})
                     for i in range(600))
     (source / "bulk.jsonl").write_text(big + "\n")
-    proc = _cli(["--source", str(source), "--config", str(cfg)], start_new_session=True)
+    proc = _cli(["--source", str(source), "--config", str(cfg), *address], start_new_session=True)
     deadline = time.monotonic() + 5 * baseline_s  # only needs to reach its first embedded batch
     seen = ""
     assert proc.stdout is not None
@@ -173,7 +176,7 @@ def test_run_killed_half_way_leaves_the_old_version_live(tmp_path: Path) -> None
         assert 2 in Collections(client, "curriculum").versions()  # the half-built leftover
     finally:
         client.close()
-    proc = _cli(["--source", str(source), "--config", str(cfg)])
+    proc = _cli(["--source", str(source), "--config", str(cfg), *address])
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])["summary"]
