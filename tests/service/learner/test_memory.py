@@ -186,7 +186,7 @@ def test_concurrent_updates_one_and_many_learners(ray_local, tmp_path, redis_ser
 
 
 #: Crashes every churn drill must survive, and updates acknowledged between two crashes (progress under churn).
-MIN_CRASHES = 8
+MIN_CRASHES = 5
 ACKS_BETWEEN_CRASHES = 50
 #: Upper bound of a drill's load: it stops sending once it has enough crashes, or here at the latest.
 MAX_UPDATES = 40_000
