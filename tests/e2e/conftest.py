@@ -245,4 +245,5 @@ def client(service: Service):
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that break the shared service (marked `destructive`) run after every other test."""
-    items.sort(key=lambda item: item.get_closest_marker("destructive") is not None)
+    items.sort(key=lambda item: (item.get_closest_marker("destructive") is not None,
+                                 getattr(item.module, "AFTER_THE_TRAFFIC", False)))

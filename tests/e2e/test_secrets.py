@@ -15,6 +15,8 @@ from tutor_cluster.privacy import PseudonymKeys
 from tutor_cluster.vault.crypto import KeyEncryptionKeys
 
 pytestmark = pytest.mark.integration
+#: Runs after every other test that leaves the service up (conftest.py orders it), so it scans their logs too.
+AFTER_THE_TRAFFIC = True
 
 RAY_LOGS = Path("/tmp/ray/session_latest/logs")
 

@@ -180,19 +180,27 @@ def test_a_regions_secrets_reach_only_its_own_nodes_and_no_secret_is_rendered() 
 
 
 def test_the_dashboard_is_reachable_only_from_the_operator_and_the_clusters_own_pods() -> None:
-    head_policy, worker_policy = _docs("networkpolicy.yaml")
+    """Both clusters (the service's and the re-embedding job's) are behind policies: each admits its own pods on
+    every port, the operator on the dashboard, Prometheus on metrics, and the ingress controller on Serve's port
+    of the service's workers; nothing else."""
+    policies = {p["metadata"]["name"].removeprefix(f"{kuberay.NAME}-"): p for p in _docs("networkpolicy.yaml")}
+    assert set(policies) == {"head", "worker", "reembed"}
     dashboard = kuberay.PORTS["dashboard"]
-    for policy in (head_policy, worker_policy):
-        selector = policy["spec"]["podSelector"]["matchLabels"]
-        assert selector["app.kubernetes.io/name"] == kuberay.NAME
+    operator = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-operator"}}}]
+    for name, policy in policies.items():
+        own = kuberay.REEMBED_LABELS if name == "reembed" else kuberay.SERVICE_LABELS
+        assert own.items() <= policy["spec"]["podSelector"]["matchLabels"].items()
         for rule in policy["spec"]["ingress"]:
             ports = {p["port"] for p in rule.get("ports", [])}
-            sources = rule["from"]
-            if not ports:  # all ports: only the service cluster's own pods
-                assert sources == [{"podSelector": {"matchLabels": kuberay.SERVICE_LABELS}}]
+            if not ports:  # all ports: only the same cluster's own pods
+                assert rule["from"] == [{"podSelector": {"matchLabels": own}}], name
             elif dashboard in ports:
-                assert policy is head_policy and sources == [
-                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kuberay-operator"}}}]
+                assert name in ("head", "reembed") and rule["from"] == operator
+            else:
+                assert ports <= {kuberay.PORTS["metrics"], kuberay.PORTS["serve"]}, (name, ports)
+                assert kuberay.PORTS["serve"] not in ports or name == "worker"
+    (job,) = _docs("rayjob-reembed.yaml")
+    assert job["spec"]["submissionMode"] == "SidecarMode"  # no submitter pod for the policy to shut out
     (service,) = _docs("rayservice.yaml")
     assert service["spec"]["rayClusterConfig"]["authOptions"] == {"mode": "token"}
     # the job and the sweep are not the service's pods: its policies admit neither

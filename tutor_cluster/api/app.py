@@ -82,18 +82,25 @@ def build_services(settings: Settings, edge: Any, router: Any, memory: LearnerMe
                     forwarder=forwarder or RegionForwarder(settings))
 
 
+def turn_bound_s(settings: Settings) -> float:
+    """How long after a learner is blocked a turn that passed its checks before may still write their memory:
+    the request's deadline covers the edge, and the memory write (before any answer) has its own."""
+    return settings.server.request_timeout_s + settings.learner.call_timeout_s
+
+
 async def _resume_erasures(rights: LearnerRights, settings: Settings, clock: Callable[[], float]) -> None:
-    """Finish pending erasures: all of them at start, then every ``privacy.erasure_resume_interval_s`` those
-    begun longer ago than a request may take (the retention sweep's, and those a crash left behind)."""
-    begun_before: float | None = None
+    """Finish pending erasures: at start those a crash interrupted, then every
+    ``privacy.erasure_resume_interval_s`` those begun longer ago than a turn may take (:func:`turn_bound_s`):
+    the retention sweep's and those a crash left behind."""
+    at_start = True
     while True:
         try:
-            if n := await rights.resume_pending(begun_before=begun_before):
+            if n := await rights.resume_pending(clock() - turn_bound_s(settings), at_start=at_start):
                 log.info("finished %d pending erasure(s)", n)
         except Exception as exc:  # noqa: BLE001 - the next round (or a repeat DELETE) resumes it; serve meanwhile
             log.warning("pending erasures not finished yet: %s: %s", type(exc).__name__, exc)
+        at_start = False
         await asyncio.sleep(settings.privacy.erasure_resume_interval_s)
-        begun_before = clock() - settings.server.request_timeout_s
 
 
 def build_fastapi(services: Services) -> FastAPI:

@@ -38,12 +38,14 @@ DEFAULT_IMAGE = "tutor-cluster:0.1.0"
 #: (the network policies protect the service's: "service").
 APP_LABELS = {"app.kubernetes.io/name": NAME}
 SERVICE_LABELS = {**APP_LABELS, "app.kubernetes.io/component": "service"}
+REEMBED_LABELS = {**APP_LABELS, "app.kubernetes.io/component": "reembed"}
 #: The image's unprivileged user (rayproject/ray's `ray`, uid 1000): numeric, so the kubelet can check runAsNonRoot.
 RUN_AS = 1000
 #: Share of a node's CPUs and memory a pod requests (the rest is the kubelet's and the system's).
 ALLOCATABLE = 0.85
 #: GPU node label per accelerator (NVIDIA GPU feature discovery's), so engines land on the GPU type they ask for.
-GPU_PRODUCTS = {"L4": "NVIDIA-L4", "A10G": "NVIDIA-A10G", "A100": "NVIDIA-A100-SXM4-80GB", "H100": "NVIDIA-H100-80GB-HBM3"}
+#: (Only accelerators sold as one product; for another, add the label values your nodes carry.)
+GPU_PRODUCTS = {"L4": "NVIDIA-L4", "A10G": "NVIDIA-A10G"}
 #: Ports of a Ray pod (KubeRay's names: the metrics port is what the PodMonitor scrapes); workers have the last two.
 PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": 8000, "metrics": 8080}
 WORKER_PORTS = ("serve", "metrics")
@@ -179,27 +181,32 @@ def network_policies(operator_namespace: str, ingress_namespace: str, monitoring
     def ns(name: str) -> dict[str, Any]:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
-    own = {"podSelector": {"matchLabels": dict(SERVICE_LABELS)}}
     metrics = {"from": [ns(monitoring_namespace)], "ports": [{"protocol": "TCP", "port": PORTS["metrics"]}]}
+    operator = {"from": [ns(operator_namespace)], "ports": [{"protocol": "TCP", "port": PORTS["dashboard"]}]}
 
-    def policy(node_type: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+    def policy(name: str, labels: dict[str, str], node_type: str | None, extra: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+        """Ingress to the pods with ``labels`` (of one node type): from each other, Prometheus, and ``extra``."""
+        selected = {**labels, "ray.io/node-type": node_type} if node_type else dict(labels)
         return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                "metadata": {"name": f"{NAME}-{node_type}", "labels": dict(APP_LABELS)},
-                "spec": {"podSelector": {"matchLabels": {**SERVICE_LABELS, "ray.io/node-type": node_type}},
-                         "policyTypes": ["Ingress"],
-                         "ingress": [{"from": [own]}, metrics, *extra]}}
+                "metadata": {"name": f"{NAME}-{name}", "labels": dict(APP_LABELS)},
+                "spec": {"podSelector": {"matchLabels": selected}, "policyTypes": ["Ingress"],
+                         "ingress": [{"from": [{"podSelector": {"matchLabels": dict(labels)}}]}, metrics, *extra]}}
 
     return [
-        policy("head", [{"from": [ns(operator_namespace)],
-                         "ports": [{"protocol": "TCP", "port": PORTS["dashboard"]}]}]),
-        policy("worker", [{"from": [ns(ingress_namespace)], "ports": [{"protocol": "TCP", "port": PORTS["serve"]}]}]),
+        policy("head", SERVICE_LABELS, "head", [operator]),
+        policy("worker", SERVICE_LABELS, "worker",
+               [{"from": [ns(ingress_namespace)], "ports": [{"protocol": "TCP", "port": PORTS["serve"]}]}]),
+        # the re-embedding job's own cluster: the job is submitted from a sidecar of its head; the operator
+        # follows it through the dashboard
+        policy("reembed", REEMBED_LABELS, None, [operator]),
     ]
 
 
 def _job_cluster(image: str, *, workers: int, cpus: float) -> dict[str, Any]:
     """A cluster of its own for a RayJob (its pods are not the service's: the service's network policies do not
     admit them). The curriculum is mounted where the job's driver reads it (the head) and on the workers."""
-    labels = {**APP_LABELS, "app.kubernetes.io/component": "reembed"}
+    labels = REEMBED_LABELS
     volumes = [{"name": "curriculum", "persistentVolumeClaim": {"claimName": f"{NAME}-curriculum"}}]
     mounts = [{"name": "curriculum", "mountPath": "/curriculum", "readOnly": True}]
     return {
@@ -226,7 +233,7 @@ def reembed_job(settings_name: str, image: str) -> dict[str, Any]:
             "shutdownAfterJobFinishes": True,
             "ttlSecondsAfterFinished": 3600,
             "activeDeadlineSeconds": 7200,
-            "submissionMode": "K8sJobMode",
+            "submissionMode": "SidecarMode",  # submitted from the head pod: no extra pod to let through
             "rayClusterSpec": _job_cluster(image, workers=2, cpus=4),
         },
     }

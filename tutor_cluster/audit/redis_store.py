@@ -134,9 +134,11 @@ class RedisAuditStore:
     def about(self, tenant: str, subjects: list[str], limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` records about one learner (any of ``subjects``) of one tenant, newest first (a
         record that does not read as one is left out: `audit verify` names it)."""
+        if limit <= 0 or not subjects:
+            return []
         keys = [f"{self._p}:log", f"{self._p}:cp", *(self._index(tenant, s) for s in subjects)]
         out = []
-        for raw in self._redis.eval(self._ABOUT, len(keys), *keys, max(1, limit)):
+        for raw in self._redis.eval(self._ABOUT, len(keys), *keys, limit):
             try:
                 record = json.loads(raw)
             except ValueError:

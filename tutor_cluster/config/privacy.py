@@ -31,8 +31,8 @@ class RetentionConfig(BaseModel):
     vault_days: float | None = Field(default=None, gt=0, description=(
         "A registered learner with no tutoring turn (or, before a first turn, no registration) for this long is "
         "erased — the same job as DELETE /v1/learners/{id}: vault, memory, relations, key material. The sweep "
-        "blocks them and begins the job; a gateway replica finishes it once older than server.request_timeout_s "
-        "(privacy.erasure_resume_interval_s). Activity is recorded at most once a day per learner, so at least 2. "
+        "blocks them and begins the job; a gateway replica finishes it once older than a turn may take "
+        "(server.request_timeout_s + learner.call_timeout_s; privacy.erasure_resume_interval_s). Activity is recorded at most once a day per learner, so at least 2. "
         "null: kept until erased."))
     audit_days: float | None = Field(default=None, gt=0, description=(
         "Disclosure audit records older than this are removed (the oldest first; the log keeps the last removed "
@@ -97,8 +97,9 @@ class PrivacyConfig(BaseModel):
         "How long each class of learner data is kept (per region: regions.<name>.privacy)."))
     erasure_resume_interval_s: float = Field(default=60.0, gt=0, le=3600, description=(
         "How often each gateway replica looks for erasure jobs it did not start — those the retention sweep "
-        "began and those a crash interrupted — and finishes those older than server.request_timeout_s (each "
-        "claimed by one replica at a time). Replicas also finish every pending job when they start."))
+        "began and those a crash interrupted — and finishes those older than a turn may take "
+        "(server.request_timeout_s + learner.call_timeout_s), each claimed by one resuming replica. At start a "
+        "replica also finishes the younger jobs a request began (interrupted by the crash)."))
     vault_sqlite_path: str | None = Field(default=None, description=(
         "The region's vault of personal data (SQLite, encrypted per field; shared by the gateway replicas of one "
         "machine). None: ~/.cache/tutor-cluster/vault.db. Several nodes: vault_redis_url."))

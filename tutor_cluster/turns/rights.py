@@ -50,8 +50,8 @@ T = TypeVar("T")
 
 #: Erasure steps, in order.
 STEPS = ("blocked", "relations", "audit", "vault", "memory")
-#: Seconds a replica holds a pending erasure job it resumes (another replica takes it over after).
-CLAIM_S = 300.0
+#: Seconds a replica holds a pending erasure job it resumes (a job whose replica died is taken over after this).
+CLAIM_S = 60.0
 log = logging.getLogger(__name__)
 ROUTE_ERASE = "DELETE /v1/learners/{learner_id}"
 
@@ -308,21 +308,25 @@ class LearnerRights:
                 n += 1
         return n
 
-    async def resume_pending(self, *, begun_before: float | None = None) -> int:
-        """Finish pending erasures this replica can claim (one replica runs a job at a time); returns how many
-        it finished. ``begun_before``: only jobs begun before it — a younger one may be under way in a request,
-        or its learner's last turn still in flight past its checks (the retention sweep's too); None: all (at
-        start). A job that fails is logged and left for the next round; the others still run."""
+    async def resume_pending(self, begun_before: float, *, at_start: bool = False) -> int:
+        """Finish the pending erasures begun before ``begun_before`` (a younger one may be under way in a
+        request, or its learner's last turn still in flight past its checks) that this replica can claim (the
+        resuming replicas take one job each); returns how many it finished. ``at_start``: also every younger job
+        a request began (its request died with the crash that restarted us; a DELETE on another replica running
+        it too is harmless: every step is idempotent). A job that fails is logged, its claim released, and left
+        for the next round; the others still run."""
         done = 0
         for job in await self._call(self._vault.pending_erasures):
-            if begun_before is not None and job.requested_at >= begun_before:
+            if job.requested_at >= begun_before and not (at_start and job.receipt.get("reason") != "retention"):
+                continue
+            if not await self._call(self._vault.claim, job, CLAIM_S):
                 continue
             try:
-                if await self._call(self._vault.claim, job, CLAIM_S):
-                    await self._run(job, None)
-                    done += 1
+                await self._run(job, None)
+                done += 1
             except Exception as exc:  # noqa: BLE001 - one job must not hold up the others
                 log.warning("erasure job %s not finished yet: %s: %s", job.ref[:12], type(exc).__name__, exc)
+                await self._call(self._vault.claim, job, 0)  # released: the next round may take it
         return done
 
 

@@ -194,11 +194,16 @@ class RedisVault:
             return
         for key in self._redis.scan_iter(match=f"{self._p}:l:*", count=1000):
             tenant, _, learner_id = key.decode()[len(self._p) + 3:].partition(":")
-            created, active = self._redis.hmget(key, "created_at", "active_at")
-            if created is not None:
-                self._redis.zadd(f"{self._p}:active", {self._member(tenant, learner_id): float(active or created)},
-                                 nx=True)
+            self._redis.eval(self._BACKFILL, 2, key, f"{self._p}:active", self._member(tenant, learner_id))
         self._redis.set(f"{self._p}:active-backfilled", "1")
+
+    #: One learner into ``:active`` by their last activity or registration, only if they still exist (a learner
+    #: shredded meanwhile is not added back) and are not there yet.
+    _BACKFILL = """
+    local at = redis.call('HGET', KEYS[1], 'active_at') or redis.call('HGET', KEYS[1], 'created_at')
+    if not at then return 0 end
+    return redis.call('ZADD', KEYS[2], 'NX', at, ARGV[1])
+    """
 
     def inactive(self, before: float) -> list[tuple[str, str]]:
         self._backfill_activity()
@@ -292,8 +297,11 @@ class RedisVault:
             return any(score is not None for score in pipe.execute())
 
     def claim(self, job: ErasureJob, seconds: float) -> bool:
-        """Whether this process may run ``job`` for the next ``seconds`` (one replica at a time)."""
-        key = f"{self._p}:claim:{self._member(job.tenant, job.ref)}"
+        """As :meth:`Vault.claim` (0 seconds: release)."""
+        key = f"{self._p}:claim:{self._member(job.tenant, job.ref)}:{job.requested_at!r}"
+        if seconds <= 0:
+            self._redis.delete(key)
+            return False
         return bool(self._redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
     def pending_erasures(self) -> list[ErasureJob]:

@@ -403,9 +403,14 @@ class Vault:
                                        "AND completed_at IS NULL", (tenant, *refs)).fetchone() is not None
 
     def claim(self, job: ErasureJob, seconds: float) -> bool:
-        """Whether this process may run ``job`` for the next ``seconds`` (one replica at a time)."""
+        """Whether this process may resume ``job`` for the next ``seconds`` (one resuming replica at a time;
+        0 seconds: release the claim, so the next round may take it)."""
         now = self._clock()
         with self._lock:
+            if seconds <= 0:
+                self._db.execute("UPDATE erasures SET claimed_until = NULL WHERE tenant = ? AND ref = ? AND "
+                                 "requested_at = ?", (job.tenant, job.ref, job.requested_at))
+                return False
             return self._db.execute(
                 "UPDATE erasures SET claimed_until = ? WHERE tenant = ? AND ref = ? AND requested_at = ? AND "
                 "completed_at IS NULL AND coalesce(claimed_until, 0) < ?",

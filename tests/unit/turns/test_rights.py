@@ -313,6 +313,43 @@ def test_a_learner_inactive_past_vault_retention_is_erased_and_an_active_one_is_
     assert b"retention-sweep" in after and busy.encode() in after  # the erasure is audited; the control is kept
 
 
+def test_resuming_waits_out_in_flight_turns_takes_one_job_per_replica_and_survives_a_failing_job(
+        tmp_path: Path) -> None:
+    """The gateway's resume rounds: a job younger than a turn may take is left (its learner's last turn may be in
+    flight), an older one is finished by the one replica that claims it, and a job that fails releases its claim
+    without holding up the others."""
+    import asyncio
+
+    from tutor_cluster.turns.rights import expire_learner
+
+    settings = settings_for(tmp_path)
+    services, other = services_for(settings), services_for(settings)  # two gateway replicas
+    vault = services.learners.vault
+    learners = [vault.register("acme", "local", {"display_name": f"Idle {i}"})[0] for i in range(3)]
+    for learner in learners:
+        assert expire_learner(vault, TEST_PSEUDONYMS, "acme", learner, time.time() + 1)
+    assert len(vault.pending_erasures()) == 3
+    rights = services.rights
+    assert asyncio.run(rights.resume_pending(time.time() - 3600)) == 0  # too young: a turn may be in flight
+    assert asyncio.run(rights.resume_pending(time.time() - 3600, at_start=True)) == 0  # the sweep's: even at start
+    job = vault.pending_erasures()[0]
+    assert other.learners.vault.claim(job, 60)  # another replica is on this one
+    run, failing = rights._run, learners[1]
+
+    async def fail_one(job, principal):  # noqa: ANN001, ANN202
+        if job.learner_id == failing:
+            raise ConnectionError("memory store gone")
+        return await run(job, principal)
+
+    rights._run = fail_one
+    assert asyncio.run(rights.resume_pending(time.time() + 1)) == 1  # the claimed one skipped, the failing one too
+    left = {j.learner_id for j in vault.pending_erasures()}
+    assert left == {job.learner_id, failing}
+    rights._run = run
+    assert asyncio.run(rights.resume_pending(time.time() + 1)) == 1  # the failing one's claim was released
+    assert {j.learner_id for j in vault.pending_erasures()} == {job.learner_id}
+
+
 def test_a_child_without_a_guardians_consent_leaves_nothing_behind(client: TestClient, tmp_path: Path) -> None:
     """COPPA / GDPR Art. 8: under the consent age nothing is stored, tutored or recorded until a guardian
     consents; each scope then governs exactly its use, and a revocation stops it."""
