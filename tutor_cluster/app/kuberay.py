@@ -1,3 +1,4 @@
+# size: one renderer for the five manifests, which share the labels, ports, containers and mounts
 """Kubernetes (KubeRay) manifests rendered from the same sources as `ray up`: the Serve config and cluster.yaml.
 
     python -m tutor_cluster.app.kuberay [--serve deployments/serve.yaml] [--cluster cluster.yaml]

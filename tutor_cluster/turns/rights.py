@@ -1,3 +1,4 @@
+# size: registration, consent, export and erasure share one learner resolution, vault and audit trail
 """A learner's data rights, without HTTP: registration into the region's vault, consent (COPPA, GDPR Art. 8),
 export of everything kept about them (GDPR Art. 20), and erasure (Art. 17) as a durable, resumable job.
 

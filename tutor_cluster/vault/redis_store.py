@@ -1,3 +1,4 @@
+# size: the Redis twin of vault/store.py: the same interface in one class, each write one script or transaction
 """The vault on Redis (``privacy.vault_redis_url``): what several gateway nodes of one region share. The same
 interface, sealing and semantics as the SQLite vault (:class:`tutor_cluster.vault.store.Vault`); Redis holds only
 sealed values, ids and job states. Run it with AOF (``appendfsync always``) like the learner store: a
