@@ -241,3 +241,9 @@ def test_the_renderer_refuses_missing_files_with_exit_2(tmp_path: Path) -> None:
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "nope.yaml" in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "serve.yaml").write_text("[]\n")  # YAML, but not a Serve config
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "tutor_cluster.app.kuberay", "--serve", str(tmp_path / "serve.yaml"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "not a Serve config" in r.stderr, r.stderr
+    assert not out.exists()

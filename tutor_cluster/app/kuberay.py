@@ -279,7 +279,11 @@ def render(serve_file: Path, cluster_file: Path, *, image: str = DEFAULT_IMAGE,
 
     serve_config = yaml.safe_load(serve_file.read_text())
     cluster = yaml.safe_load(cluster_file.read_text())
-    names = {app["args"]["config"] for app in serve_config["applications"]}
+    if not isinstance(serve_config, dict) or not isinstance(serve_config.get("applications"), list):
+        raise ValueError(f"{serve_file}: not a Serve config (a mapping with 'applications')")
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("available_node_types"), dict):
+        raise ValueError(f"{cluster_file}: not a cluster launcher config (a mapping with 'available_node_types')")
+    names = {(app.get("args") or {}).get("config") for app in serve_config["applications"] if isinstance(app, dict)}
     if len(names) != 1:
         raise ValueError(f"{serve_file}: every application must read the same settings file, not {sorted(names)}")
     settings_name = names.pop()
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         files = render(args.serve, args.cluster, image=args.image)
-    except (ValueError, KeyError, yaml.YAMLError) as exc:
+    except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
         print(f"kuberay: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
