@@ -4,11 +4,13 @@ Router → core engines."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tutor_cluster.api.gateway import Gateway
 from tutor_cluster.app.checks import check_learner_store, check_secret_files, check_settings
+from tutor_cluster.config.catalogue import EngineConfig
 from tutor_cluster.config.settings import Settings, load_settings
 from tutor_cluster.core.engine import build_engine_app, engine_deployment_name
 from tutor_cluster.edge.deployment import EdgeTier
@@ -18,6 +20,10 @@ from tutor_cluster.routing.router import Router
 from tutor_cluster.runtime import DeploymentRef
 
 log = logging.getLogger(__name__)
+
+#: Builds one engine's bound Serve deployment from its catalogue entry: ``(name, engine) -> bound app``. The real
+#: one is vLLM's (:func:`build_engine_app`); tests standing in for a GPU pool inject their own.
+EngineBuilder = Callable[[str, EngineConfig], Any]
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ def build_region_apps(settings: Settings) -> list[RegionApp]:
                       build_app(settings.for_region(name))) for name in names]
 
 
-def build_app(settings: Settings) -> Any:
+def build_app(settings: Settings, engine_builder: EngineBuilder = build_engine_app) -> Any:
     """The bound application of the region ``settings`` serve (``Settings.for_region``; the settings themselves
     when no regions are configured); deploy it with ``serve.run`` (or via a Serve config file). The pseudonym
     secrets and the vault's key-encryption key must exist first (made here in the default local place; a
@@ -57,7 +63,7 @@ def build_app(settings: Settings) -> Any:
                                    for name in settings.catalogue.engines}
         knowledge = DeploymentRef(app, "knowledge") if settings.knowledge.enabled else None
     else:
-        engines = {name: build_engine_app(name, engine) for name, engine in settings.catalogue.engines.items()}
+        engines = {name: engine_builder(name, engine) for name, engine in settings.catalogue.engines.items()}
         knowledge = (Knowledge.options(**d.knowledge.serve_options(), **logs).bind(settings.knowledge)
                      if settings.knowledge.enabled else None)
     router = Router.options(**d.router.serve_options(), **logs).bind(settings.routing, settings.catalogue, engines)
@@ -69,7 +75,7 @@ def build_app(settings: Settings) -> Any:
     return Gateway.options(**d.gateway.serve_options(), **logs).bind(settings, edge, router, memory, knowledge)
 
 
-def app_builder(args: dict[str, str]) -> Any:
+def app_builder(args: dict[str, str], engine_builder: EngineBuilder = build_engine_app) -> Any:
     """Entry point for Serve config files: ``import_path: tutor_cluster.app.builder:app_builder``,
     ``args: {config: path/to/settings.yaml, region: eu}`` (``region``: which of the settings' regions this
     application is; needed when they have several)."""
@@ -86,4 +92,4 @@ def app_builder(args: dict[str, str]) -> Any:
     warning = check_learner_store(settings, str(config or "settings"))
     if warning:
         log.warning(warning)
-    return build_app(settings)
+    return build_app(settings, engine_builder)
