@@ -112,3 +112,15 @@ def test_every_cache_path_follows_tutor_cache_dir(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     paths = out.stdout.split()
     assert len(paths) == 4 and all(p.startswith(str(tmp_path)) for p in paths), paths
+
+
+def test_a_regions_redis_urls_with_their_passwords_come_from_env() -> None:
+    """Production keeps passwords out of files: each region's whole ``rediss://`` URL (password, CA file) can be
+    given by env, down to one region's store (tests/service/test_redis_security.py runs the stores over it)."""
+    memory = "rediss://:pw-memory@learner-redis.eu:6380/0?ssl_ca_certs=/etc/tutor-cluster/redis-ca.pem"
+    vault = "rediss://:pw-vault@vault-redis.eu:6380/0?ssl_ca_certs=/etc/tutor-cluster/redis-ca.pem"
+    settings = load_settings("production.yaml", env={"TUTOR__REGIONS__EU__LEARNER_STORE__REDIS_URL": memory,
+                                                     "TUTOR__REGIONS__EU__PRIVACY__VAULT_REDIS_URL": vault})
+    eu, uk = settings.for_region("eu"), settings.for_region("uk")
+    assert (eu.learner.store.redis_url, eu.privacy.vault_redis_url) == (memory, vault)
+    assert memory not in (uk.learner.store.redis_url, uk.privacy.vault_redis_url)

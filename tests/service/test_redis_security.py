@@ -1,0 +1,73 @@
+"""Every Redis-backed store of ours against Redis as production should run it: TLS only, with a password. They
+all take one URL form, ``rediss://:PASSWORD@HOST:PORT/DB?ssl_ca_certs=/path/ca.pem`` (redis-py's), so TLS and
+auth need no setting of their own; a wrong password or a plaintext URL is refused, and no error carries the
+password."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.unit.stand_ins import TEST_KEKS
+from tutor_cluster.access.relations import RedisRelations
+from tutor_cluster.api.ratelimit import Bucket, _RedisStore
+from tutor_cluster.audit.log import AuditLog
+from tutor_cluster.audit.redis_store import RedisAuditStore
+from tutor_cluster.config.learner import MemoryPolicy
+from tutor_cluster.config.limits import Rate
+from tutor_cluster.identity import Principal
+from tutor_cluster.learner.context import LearnerUpdate, apply_update, new_context
+from tutor_cluster.learner.stores import RedisStore, StoreUnavailable
+from tutor_cluster.routing.budgets import _RedisCounters
+from tutor_cluster.vault.redis_store import RedisVault
+
+PROFILE = {"display_name": "Quillon Tessaract", "email": "q.tessaract@example.org", "age_band": "16_17"}
+TEACHER = Principal(key_id="t-key", tenant="acme", role="teacher", scopes=frozenset({"tutor"}))
+
+
+def _update(store: RedisStore, learner: str, turn: str):  # noqa: ANN202 - Applied
+    policy = MemoryPolicy()
+    return store.apply(learner, LearnerUpdate(turn_id=turn, skill="fractions.add", correct=True),
+                       lambda cur, upd: apply_update(cur or new_context(learner), upd, policy))
+
+
+def test_every_redis_store_works_over_tls_with_a_password(redis_tls_server) -> None:
+    url = redis_tls_server.url
+    assert url.startswith("rediss://:") and "ssl_ca_certs=" in url
+
+    memory = RedisStore(url, prefix="sec")
+    _, ctx, applied = _update(memory, "acme/ana", "t1")
+    assert applied and memory.get("acme/ana") == ctx
+
+    vault = RedisVault(url, TEST_KEKS, prefix="sec-vault")
+    learner, _, created = vault.register("acme", "eu", PROFILE)
+    assert created and vault.profile(vault.entry("acme", learner)) == PROFILE
+
+    audit = RedisAuditStore(url, prefix="sec-audit")
+    asyncio.run(AuditLog(audit).record(TEACHER, learner, action="read", resource="learner memory", route="r"))
+    assert audit.exists() and len(list(audit.snapshot()[1])) == 1
+
+    relations = RedisRelations(url, "sec")
+    relations.add("acme", "class", "c1", learner)
+    assert relations.members("acme", "class", "c1") == {learner}
+
+    limits = _RedisStore(url, "sec-rl")
+    assert limits.take([Bucket("k", Rate(requests_per_minute=60, burst=1))], time.time()).allowed
+
+    budgets = _RedisCounters(url, "sec-budget")
+    budgets.add(["class:c1"], 0.25)
+    assert budgets.get("class:c1") == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("change", ["password", "plaintext"])
+def test_a_wrong_password_or_a_plaintext_url_is_refused_without_the_password(redis_tls_server, change) -> None:
+    url = redis_tls_server.url
+    if change == "password":
+        url = url.replace(redis_tls_server.password, "not-the-password")
+    else:
+        url = url.replace("rediss://", "redis://").split("?")[0]
+    with pytest.raises(StoreUnavailable) as refused:
+        RedisStore(url, prefix="sec", timeout_s=2).get("acme/ana")
+    assert redis_tls_server.password not in str(refused.value) and "not-the-password" not in str(refused.value)
