@@ -27,4 +27,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || $SUDO pkill -x prometheus >/dev/null 2>&1 || true
 fi
 export RAY_USAGE_STATS_ENABLED=0 HF_HUB_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1
-exec .venv/bin/python -m pytest -p no:cacheprovider --timeout=900 "${lane[@]}" "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider --timeout=900 --durations=25 "${lane[@]}" "$@"
