@@ -44,19 +44,22 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "yes",
              # values stay readable on disk and in DUMP, so the erasure tests' byte scans can find them
              "--rdbcompression", "no", "--aof-use-rdb-preamble", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         import redis
 
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 if redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.2).ping():
                     return
             except redis.RedisError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        self.proc.kill()
+        out = self.proc.communicate()[0].decode(errors="replace")[-2000:]
+        self.proc = None
+        raise RuntimeError(f"redis-server did not start:\n{out}")
 
     def kill9(self) -> None:
         if self.proc is not None:

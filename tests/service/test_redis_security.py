@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from tests.conftest import _tls_files
 from tests.unit.stand_ins import TEST_KEKS
 from tutor_cluster.access.relations import RedisRelations
 from tutor_cluster.api.ratelimit import Bucket, _RedisStore
@@ -19,7 +22,7 @@ from tutor_cluster.config.learner import MemoryPolicy
 from tutor_cluster.config.limits import Rate
 from tutor_cluster.identity import Principal
 from tutor_cluster.learner.context import LearnerUpdate, apply_update, new_context
-from tutor_cluster.learner.stores import RedisStore, StoreUnavailable
+from tutor_cluster.learner.stores import RedisStore
 from tutor_cluster.routing.budgets import _RedisCounters
 from tutor_cluster.vault.redis_store import RedisVault
 
@@ -61,13 +64,31 @@ def test_every_redis_store_works_over_tls_with_a_password(redis_tls_server) -> N
     assert budgets.get("class:c1") == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize("change", ["password", "plaintext"])
-def test_a_wrong_password_or_a_plaintext_url_is_refused_without_the_password(redis_tls_server, change) -> None:
+def _stores(url: str) -> dict[str, Callable[[], Any]]:
+    """One call per Redis-backed store, each opening its own client from ``url``."""
+    return {
+        "learner memory": lambda: RedisStore(url, prefix="sec", timeout_s=2).get("acme/ana"),
+        "vault": lambda: RedisVault(url, TEST_KEKS, prefix="sec-vault").entry("acme", "lrn_eu_x"),
+        "audit log": lambda: RedisAuditStore(url, prefix="sec-audit").exists(),
+        "relations": lambda: RedisRelations(url, "sec").members("acme", "class", "c1"),
+        "rate limits": lambda: _RedisStore(url, "sec-rl").take([Bucket("k", Rate(requests_per_minute=60))],
+                                                                time.time()),
+        "budgets": lambda: _RedisCounters(url, "sec-budget").get("class:c1"),
+    }
+
+
+@pytest.mark.parametrize("change", ["password", "plaintext", "unknown CA"])
+def test_a_wrong_password_plaintext_or_unknown_ca_is_refused_without_the_password(redis_tls_server, tmp_path,
+                                                                                  change) -> None:
     url = redis_tls_server.url
     if change == "password":
         url = url.replace(redis_tls_server.password, "not-the-password")
-    else:
+    elif change == "plaintext":
         url = url.replace("rediss://", "redis://").split("?")[0]
-    with pytest.raises(StoreUnavailable) as refused:
-        RedisStore(url, prefix="sec", timeout_s=2).get("acme/ana")
-    assert redis_tls_server.password not in str(refused.value) and "not-the-password" not in str(refused.value)
+    else:  # a server certificate this CA did not sign: the client must not talk to it
+        url = url.split("?")[0] + f"?ssl_ca_certs={_tls_files(tmp_path)}"
+    for store, call in _stores(url).items():
+        with pytest.raises(Exception) as refused:  # each store's own error type (StoreUnavailable, 503s, redis')
+            call()
+        assert redis_tls_server.password not in str(refused.value), store
+        assert "not-the-password" not in str(refused.value), store

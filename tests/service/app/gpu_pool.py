@@ -12,6 +12,7 @@ from typing import Any
 from ray import serve
 
 from tests.unit.stand_ins import FixedAnswer
+from tutor_cluster import runtime
 from tutor_cluster.app import builder
 from tutor_cluster.config.catalogue import EngineConfig
 from tutor_cluster.core.engine import engine_deployment_name
@@ -23,6 +24,7 @@ class StandInEngine:
     """What the router calls on an engine replica: ``chat`` (streamed), ``check_health`` and ``stats``."""
 
     def __init__(self) -> None:
+        runtime.bind_replica_grpc_on_loopback()  # as every deployment of the app does
         self._answer = FixedAnswer(ANSWER)
 
     async def chat(self, request: Any):  # noqa: ANN201 - an async generator of SSE chunks

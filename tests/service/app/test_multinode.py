@@ -13,6 +13,7 @@ cannot exist here; the real vLLM engine runs in tests/e2e.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,6 +45,8 @@ LOOPBACK = runtime.LOOPBACK
 EDGE_PER_NODE = 8
 #: Fixed replicas per deployment of the edge pool in this test's settings; the edge tier autoscales (AUTOSCALING).
 REPLICAS = {"gateway": 2, "router": 1}
+#: Learner-memory actors (on the edge pool).
+MEMORY_ACTORS = 2
 #: The edge tier's autoscaling, quick so the test is short: one replica idle, two under this test's load.
 AUTOSCALING = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 0.5, "upscale_delay_s": 1,
                "downscale_delay_s": 5, "metrics_interval_s": 0.5, "look_back_period_s": 2}
@@ -51,14 +54,16 @@ AUTOSCALING = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 
 #: MIN_REQUESTS in all, never past MAX_REQUESTS (bounded in count as well as time). A rate needs a denominator:
 #: what a lost node fails is what was in flight on it plus what was sent to its replicas before the routers
 #: learnt of the loss — at most ~2 turns per client (each waits out edge.call_timeout_s, 10 s), so ≤ 8 here,
-#: under 1 % of 1,000 (measured: 5 of 611; a 2-core machine serves ~15 of these turns/s).
+#: under 1 % of 1,000 (measured: 2 of 1,009; a 2-core machine serves ~15 of these turns/s).
 CLIENTS, MIN_REQUESTS, MAX_REQUESTS, AFTER_RECOVERY = 4, 1000, 2500, 40
+#: The absolute bound, whatever the denominator.
+MAX_FAILED = 2 * CLIENTS
 #: How the GCS notices a lost node (Ray's system config, read from RAY_<name> by the head): a health check every
 #: second, dead after 5 misses. Ray's defaults (3 s × 5) leave a lost node's actors unrestarted for ~15 s+, longer
 #: than a turn waits for learner memory (learner.call_timeout_s, 10 s): turns in flight to them would 503.
 HEALTH_CHECK = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "5"}
 #: Start-up waits, generous: a loaded 2-core machine starts raylets and replicas slowly; nothing here is timed.
-START_TIMEOUT_S, RECOVERY_TIMEOUT_S = 300.0, 240.0
+START_TIMEOUT_S, RECOVERY_TIMEOUT_S = 240.0, 180.0
 
 
 def _free_port() -> int:
@@ -104,7 +109,8 @@ class LocalCluster:
         saved = dict(os.environ)
         os.environ.update(self.env)  # the raylet, and every worker it starts, inherit this
         try:
-            node = Node(params, head=False, shutdown_at_exit=True, spawn_reaper=False)
+            # no exit hooks or signal handlers in this (pytest's) process: the fixture's teardown stops the node
+            node = Node(params, head=False, shutdown_at_exit=False, spawn_reaper=False)
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -112,12 +118,21 @@ class LocalCluster:
         return node
 
     def kill_node(self, name: str) -> None:
-        """SIGKILL every process of the node, workers included: a machine lost, no chance to drain."""
-        self.nodes.pop(name).kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+        """SIGKILL every process of the node at once — raylet, agents and workers (the replicas): none drains."""
+        node = self.nodes.pop(name)
+        for pid in _node_pids(node):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        node.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)  # reaps them
 
     def pids(self) -> set[int]:
-        """Every process of the cluster: the head's session and this process's descendants (the added nodes)."""
-        return sockets.service_pids(self.head.pid) | sockets.descendants({os.getpid()})
+        """Every process of the cluster: the head's session and each added node's processes and descendants."""
+        return sockets.service_pids(self.head.pid).union(*(_node_pids(n) for n in self.nodes.values()))
+
+
+def _node_pids(node: Any) -> set[int]:
+    roots = {info.process.pid for infos in node.all_processes.values() for info in infos}
+    return roots | sockets.descendants(roots)
 
 
 def _settings(tmp: Path, key: str, http_port: int) -> Path:
@@ -135,7 +150,7 @@ def _settings(tmp: Path, key: str, http_port: int) -> Path:
         "deployments": {**{name: {**pool, "num_replicas": n} for name, n in REPLICAS.items()},
                         "edge": {**pool, "autoscaling": AUTOSCALING}},
         "knowledge": {"enabled": False},
-        "learner": {"actors": 2, "resources": {"edge": 0.01},
+        "learner": {"actors": MEMORY_ACTORS, "resources": {"edge": 0.01},
                     "store": {"backend": "sqlite", "sqlite_path": str(tmp / "learners.db")}},
         "privacy": {"audit_sqlite_path": str(tmp / "audit.db"), "vault_sqlite_path": str(tmp / "vault.db")},
         "telemetry": {"events": {"path": str(tmp / "events"), "region": "test", "flush_interval_s": 1}},
@@ -166,10 +181,12 @@ def _ray(*args: str) -> list[str]:
 def cluster():
     import ray
     from ray._private import ray_constants
-    from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    from ray._private.authentication.authentication_token_setup import _enable_token_auth, ensure_token_if_auth_enabled
 
     ray.shutdown()  # this process joins the new cluster as a driver (state API, Serve status)
-    _enable_token_auth()  # as `ray start` does (~/.ray/auth_token): the added raylets connect from this process
+    saved_mode = os.environ.get("RAY_AUTH_MODE")
+    _enable_token_auth()  # token auth as a local `ray.init` sets it up: the added raylets connect from here
+    ensure_token_if_auth_enabled(None, create_token_if_missing=True)  # ~/.ray/auth_token, made if missing
     ray_constants.ENABLE_RAY_CLUSTER = False  # as runtime.init_local_ray: 127.0.0.1 stays 127.0.0.1 here
     tmp = Path(tempfile.mkdtemp(prefix="tc-mn-"))  # short: Ray's socket paths live under its temp dir
     key, gcs_port, dash_port, http_port = new_key(), _free_port(), _free_port(), _free_port()
@@ -185,6 +202,7 @@ def cluster():
         env=env, stdout=(tmp / "head.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     c = LocalCluster(tmp=tmp, env=env, gcs=f"{LOOPBACK}:{gcs_port}", dashboard=f"http://{LOOPBACK}:{dash_port}",
                      url=f"http://{LOOPBACK}:{http_port}", key=key, head=head)
+    started: set[int] = set()
     try:
         _wait("the head's dashboard", lambda: _up(c.dashboard + "/api/version") or head.poll() is not None,
               START_TIMEOUT_S)
@@ -192,6 +210,7 @@ def cluster():
         for name in ("edge-a", "edge-b"):
             c.add_node(name, num_cpus=2, resources={"edge": EDGE_PER_NODE})
         c.add_node("core", num_cpus=1, resources={"core": 2})
+        started = c.pids()
         ray.init(address=c.gcs, namespace="serve", log_to_driver=False)
         settings = _settings(tmp, key, http_port)
         from tutor_cluster.app.checks import check_secret_files
@@ -211,6 +230,7 @@ def cluster():
         yield c
     finally:
         ray.shutdown()
+        started |= c.pids()
         for name in list(c.nodes):
             c.kill_node(name)
         if head.poll() is None:
@@ -220,7 +240,13 @@ def cluster():
             except subprocess.TimeoutExpired:
                 os.killpg(head.pid, signal.SIGKILL)
                 head.wait()
-        subprocess.run(_ray("stop", "--force"), capture_output=True, timeout=60)  # anything left of this cluster
+        for pid in started - {os.getpid()}:  # anything of this cluster still alive (and nothing else)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if saved_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved_mode
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -303,7 +329,7 @@ def test_each_replica_lands_on_its_pool_and_answers_over_http(cluster: LocalClus
         assert ANSWER.split()[0] in llm.json()["reply"] and llm.json()["tier"] in {"small", "core"}, llm.text
     assert httpx.post(cluster.url + "/v1/tutor/turns", json={}).status_code == 401  # auth on every route
 
-    exposed = sockets.exposed_sockets(cluster.pids())
+    exposed = sockets.exposed_sockets(cluster.pids() | {os.getpid()})
     assert not exposed, "cluster processes on non-loopback addresses:\n" + "\n".join(map(str, exposed))
 
 
@@ -322,7 +348,7 @@ class Load:
 
     def __init__(self, url: str, key: str) -> None:
         self.url, self.key = url, key
-        self.outcomes: list[tuple[float, int | str]] = []  # (monotonic time, status code or error name)
+        self.outcomes: list[tuple[float, int | str]] = []  # (monotonic time sent, status code or error name)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(CLIENTS)]
@@ -338,12 +364,13 @@ class Load:
                 with self._lock:
                     if len(self.outcomes) >= MAX_REQUESTS:
                         return
+                sent = time.monotonic()
                 try:
                     outcome = _outcome(_turn(client, f"load-{i}"))
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
                 with self._lock:
-                    self.outcomes.append((time.monotonic(), outcome))
+                    self.outcomes.append((sent, outcome))
 
     def stop(self) -> None:
         self._stop.set()
@@ -363,7 +390,7 @@ def _edge_replicas() -> int:
 
 
 def test_the_edge_scales_up_under_load_and_back_down_after(cluster: LocalCluster, drill_report) -> None:
-    assert _edge_replicas() == AUTOSCALING["min_replicas"]
+    _wait("the edge at its fewest replicas", lambda: _edge_replicas() == AUTOSCALING["min_replicas"], 120)
     timeline: list[tuple[float, int]] = []
     t0 = time.monotonic()
 
@@ -407,15 +434,16 @@ def test_an_edge_node_lost_under_load_fails_under_one_percent_and_its_replicas_r
 
         def recovered() -> bool:
             where = _placement()
-            return _app_status() == "RUNNING" and _replicas(where, "edge") != [] and all(
-                _replicas(where, d) == [survivor] * n for d, n in REPLICAS.items()) and set(
-                _replicas(where, "edge")) == {survivor}
+            memory = [node for cls, nodes in where.items() if "LearnerMemory" in cls for node in nodes]
+            return (_app_status() == "RUNNING" and set(_replicas(where, "edge")) == {survivor}
+                    and all(_replicas(where, d) == [survivor] * n for d, n in REPLICAS.items())
+                    and memory == [survivor] * MEMORY_ACTORS)
 
         _wait("the lost replicas to come back on the remaining edge node", recovered, RECOVERY_TIMEOUT_S)
         recovered_s = time.monotonic() - killed_at
         served_after = load.count()
-        _wait("requests served by the rebuilt pool",
-              lambda: load.count() >= max(served_after + AFTER_RECOVERY, MIN_REQUESTS), 300, 0.2)
+        target = min(max(served_after + AFTER_RECOVERY, MIN_REQUESTS), MAX_REQUESTS)
+        _wait("requests served by the rebuilt pool", lambda: load.count() >= target, 300, 0.2)
     finally:
         load.stop()
     outcomes = [o for _, o in load.outcomes]
@@ -424,6 +452,6 @@ def test_an_edge_node_lost_under_load_fails_under_one_percent_and_its_replicas_r
     drill_report(f"edge node killed under load ({CLIENTS} clients): {len(outcomes)} requests, {len(failed)} failed "
                  f"({rate:.2%}: {dict(Counter(map(str, failed)))}); replicas back on the other node in "
                  f"{recovered_s:.1f} s")
-    assert rate < 0.01, f"{len(failed)} of {len(outcomes)} failed: {Counter(map(str, failed))}"
+    assert rate < 0.01 and len(failed) <= MAX_FAILED, f"{len(failed)} of {len(outcomes)}: {Counter(map(str, failed))}"
     after_kill = [o for t, o in load.outcomes if t > killed_at + recovered_s]
     assert after_kill and all(o == 200 for o in after_kill), Counter(map(str, after_kill))
