@@ -24,6 +24,7 @@ class RedisServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.password = password
+        self._log = workdir.parent / f"{workdir.name}.log"  # not in its dir: tests scan that dir's bytes
         self.ca = _tls_files(workdir) if tls else None
         auth = f":{password}@" if password else ""
         self.url = (f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}" if tls
@@ -44,7 +45,7 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "yes",
              # values stay readable on disk and in DUMP, so the erasure tests' byte scans can find them
              "--rdbcompression", "no", "--aof-use-rdb-preamble", "no"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=self._log.open("ab"), stderr=subprocess.STDOUT,  # a file (a pipe could fill), beside its dir
         )
         import redis
 
@@ -57,9 +58,9 @@ class RedisServer:
                 pass
             time.sleep(0.05)
         self.proc.kill()
-        out = self.proc.communicate()[0].decode(errors="replace")[-2000:]
+        self.proc.wait()
         self.proc = None
-        raise RuntimeError(f"redis-server did not start:\n{out}")
+        raise RuntimeError("redis-server did not start:\n" + self._log.read_text(errors="replace")[-2000:])
 
     def kill9(self) -> None:
         if self.proc is not None:
