@@ -1,13 +1,14 @@
 """Run the drills and regenerate the measured figures in docs/reliability.md.
 
 The drills are the suite's fault-injection tests (marked ``drill``: learner-memory actors and ``redis-server``
-killed under load, a re-embedding job killed half-way, an edge node lost under load, the edge autoscaling). Each
-reports what it measured; this command runs them (bounded: pytest's per-test timeout, loopback only, as in the
+killed under load, a re-embedding job killed half-way, an edge node lost under load, the edge autoscaling). Those
+that measure figures report them; this command runs them (bounded: pytest's per-test timeout, loopback only, as in the
 suite) and writes those lines, with the date and the machine, between the markers of docs/reliability.md. The
 page is left as it was when a drill fails.
 
     python scripts/drills/run.py                    # all drills (~8 min on 2 cores)
-    python scripts/drills/run.py -k multinode       # extra arguments go to pytest
+    python scripts/drills/run.py -k multinode       # extra arguments go to pytest (the block then holds
+                                                    # only the selected drills' figures)
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts" / "bench"))
-from _common import machine  # noqa: E402
 
 DOC = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- drills:begin (scripts/drills/run.py writes this block) -->", "<!-- drills:end -->"
@@ -65,6 +64,9 @@ def main(argv: list[str]) -> int:
     if not records:
         print("drills: no drill reported a figure (nothing selected?)", file=sys.stderr)
         return 2
+    sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # here, not at import: tests import this module
+    from _common import machine
+
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     DOC.write_text(replace_block(DOC.read_text(), render(records, date, machine())))
     print(f"drills: {len(records)} figures written to {DOC.relative_to(ROOT)}")

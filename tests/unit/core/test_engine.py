@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 from ray.llm._internal.common.utils.cloud_utils import CloudMirrorConfig
+from ray.llm._internal.serve.engines.vllm.vllm_models import VLLMEngineConfig
 
 from tutor_cluster.config.catalogue import MODEL_STORE_SCHEMES, EngineConfig
 from tutor_cluster.core.engine import llm_config
@@ -18,7 +19,7 @@ def test_a_model_store_uri_reaches_rays_downloader_unchanged(scheme: str) -> Non
     uri = f"{scheme}://models-bucket/Llama-3.1-8B-Instruct"
     config = llm_config("core", EngineConfig(source=uri, accelerator="L4"))
     assert config.model_loading_config.model_source == uri
-    assert CloudMirrorConfig(bucket_uri=uri).bucket_uri == uri
+    assert VLLMEngineConfig.from_llm_config(config).mirror_config.bucket_uri == uri  # what the replica downloads
 
 
 def test_an_unknown_store_scheme_is_refused_naming_the_field() -> None:
